@@ -1,0 +1,145 @@
+"""API Gateway control plane: the only source of truth for what an API invokes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from permheal.adapters.aws import client, error_code
+from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class RestApi:
+    api_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    variables: dict[str, str] = field(default_factory=dict)
+    logging_level: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiDefinition:
+    """Everything about one API that resolving its Lambda targets needs, in O(1) calls."""
+
+    api: RestApi
+    stages: tuple[Stage, ...]
+    resources: tuple[dict[str, Any], ...]
+    authorizers: tuple[dict[str, Any], ...]
+
+
+class ApiGateway:
+    def __init__(self, apigw: APIGatewayClient | None = None, apigwv2: ApiGatewayV2Client | None = None):
+        self._client = apigw or client("apigateway")
+        self._v2 = apigwv2
+        self._apis: list[RestApi] | None = None
+
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
+    def list_apis(self) -> list[RestApi]:
+        """Every REST API in the region (one call per 500 APIs), cached for this adapter's life."""
+        if self._apis is None:
+            pages = self._call(
+                self._client.get_paginator("get_rest_apis").paginate, PaginationConfig={"PageSize": PAGE_SIZE}
+            )
+            self._apis = [
+                RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]
+            ]
+        return self._apis
+
+    def find_api(self, name_or_id: str) -> RestApi:
+        """Find an API by id, else by name; a name several APIs share is an error listing them."""
+        try:
+            item = self._client.get_rest_api(restApiId=name_or_id)
+            return RestApi(item["id"], item.get("name", ""))
+        except ClientError as exc:
+            if error_code(exc) not in ("NotFoundException", "BadRequestException"):
+                raise AwsCallError(f"GetRestApi {name_or_id}: {exc}") from exc
+        matches = [api for api in self.list_apis() if api.name == name_or_id]
+        if not matches:
+            raise NotFoundError(f"no REST API with id or name {name_or_id!r} in {self.region}")
+        if len(matches) > 1:
+            ids = ", ".join(api.api_id for api in matches)
+            raise AmbiguousApiError(f"{len(matches)} REST APIs are named {name_or_id!r} ({ids}); pass an id")
+        return matches[0]
+
+    def all_api_ids(self) -> frozenset[str] | None:
+        """REST, HTTP and WebSocket API ids, to tell stale grants; None if any list is unreadable."""
+        try:
+            ids = {api.api_id for api in self.list_apis()}
+            v2 = self._v2 or client("apigatewayv2", self.region)
+            token: str | None = None
+            while True:
+                page = v2.get_apis(MaxResults=str(PAGE_SIZE), **({"NextToken": token} if token else {}))
+                ids.update(item["ApiId"] for item in page.get("Items", []))
+                token = page.get("NextToken")
+                if not token:
+                    return frozenset(ids)
+        except (ClientError, AwsCallError):
+            return None
+
+    def definition(self, api: RestApi, stage: str | None = None) -> ApiDefinition:
+        """Stages, resources with their methods embedded, and authorizers: 3 calls for any API size."""
+        api_id = api.api_id
+        if stage is None:
+            items = self._call(self._client.get_stages, restApiId=api_id)["item"]
+        else:
+            try:
+                items = [self._client.get_stage(restApiId=api_id, stageName=stage)]
+            except ClientError as exc:
+                if error_code(exc) == "NotFoundException":
+                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
+        stages = tuple(
+            Stage(
+                item["stageName"],
+                dict(item.get("variables") or {}),
+                (item.get("methodSettings") or {}).get("*/*", {}).get("loggingLevel"),
+            )
+            for item in items
+        )
+        pages = self._call(
+            self._client.get_paginator("get_resources").paginate,
+            restApiId=api_id,
+            embed=["methods"],
+            PaginationConfig={"PageSize": PAGE_SIZE},
+        )
+        resources = tuple(item for page in pages for item in page["items"])
+        authorizers: list[dict[str, Any]] = []
+        position: str | None = None
+        while True:
+            page = self._call(
+                self._client.get_authorizers,
+                restApiId=api_id,
+                limit=PAGE_SIZE,
+                **({"position": position} if position else {}),
+            )
+            authorizers.extend(page.get("items", []))
+            position = page.get("position")
+            if not position:
+                break
+        return ApiDefinition(api, stages, resources, tuple(authorizers))
+
+    def _call(self, operation: Any, **kwargs: Any) -> Any:
+        try:
+            result = operation(**kwargs)
+            # Paginators are lazy: materialise here so errors surface inside this try.
+            return list(result) if hasattr(result, "build_full_result") else result
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(str(exc)) from exc
+            raise AwsCallError(str(exc)) from exc

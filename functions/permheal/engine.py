@@ -1,0 +1,336 @@
+"""The remediation steps, shared by the Step Functions handlers, the CLI and the local AWS.
+
+Each step takes its adapters explicitly; `Adapters.default()` builds real ones lazily.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
+from permheal.adapters.apigateway import ApiDefinition, ApiGateway, RestApi
+from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, StaleRevision
+from permheal.arns import ApiRef, FunctionRef
+from permheal.config import Settings
+from permheal.errors import ConflictError, NotFoundError, ParseError
+from permheal.models import (
+    AddedStatement,
+    Change,
+    Finding,
+    FindingKind,
+    Outcome,
+    RemediationResult,
+    RemovedStatement,
+    Target,
+)
+from permheal.planner import Plan, PlanOptions, plan_repair, policy_after
+from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal.targets import Hint, narrow, stage_targets
+
+
+@dataclass
+class Adapters:
+    gateway: ApiGateway
+    policies: LambdaPolicies
+    identity: Callable[[], Identity]
+    allowlist: Callable[[str], Allowlist]
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def default(cls) -> Adapters:
+        return cls(ApiGateway(), LambdaPolicies(), caller_identity, read_allowlist)
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """Workflow input: an API by id or name, an optional stage, optional log hints."""
+
+    api: str
+    stage: str | None = None
+    hints: tuple[Hint, ...] = ()
+    dry_run: bool = False
+    source: str = "manual"
+
+    @classmethod
+    def from_event(cls, event: Any) -> ResolveRequest:
+        if not isinstance(event, dict):
+            raise ParseError("execution input must be a JSON object")
+        api = event.get("apiId") or event.get("apiName")
+        if not isinstance(api, str) or not api.strip() or len(api) > 1024:
+            raise ParseError('execution input needs "apiId" or "apiName" (a non-empty string)')
+        stage = event.get("stage")
+        if stage is not None and (not isinstance(stage, str) or not stage.strip() or len(stage) > 128):
+            raise ParseError('"stage" must be a non-empty string when given')
+        hints = event.get("hints") or []
+        if not isinstance(hints, list) or not all(isinstance(h, dict) for h in hints):
+            raise ParseError('"hints" must be a list of objects')
+        dry_run = event.get("dryRun", False)
+        if not isinstance(dry_run, bool):
+            raise ParseError('"dryRun" must be true or false')
+        return cls(
+            api.strip(),
+            stage,
+            tuple(Hint.from_dict(h) for h in hints[:100]),
+            dry_run,
+            str(event.get("source") or "manual")[:64],
+        )
+
+
+@dataclass(frozen=True)
+class FunctionGroup:
+    """One function+qualifier and every target of the API that invokes it."""
+
+    function: FunctionRef
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    api: RestApi
+    stage: str | None
+    allowed: bool
+    groups: tuple[FunctionGroup, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    existing_api_ids: frozenset[str] | None = None
+
+
+def resolve(adapters: Adapters, request: ResolveRequest, settings: Settings) -> Resolution:
+    """Find what the API really invokes, per the control plane, narrowed by the log hints."""
+    api = adapters.gateway.find_api(request.api)
+    allowed = adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name)
+    if not allowed:
+        return Resolution(api, request.stage, allowed=False)
+    identity = adapters.identity()
+    definition = adapters.gateway.definition(api, request.stage)
+    targets, findings = _targets(definition, identity, adapters.gateway.region)
+    chosen = narrow(targets, request.hints)
+    return Resolution(
+        api,
+        request.stage,
+        allowed=True,
+        groups=group_by_function(chosen),
+        findings=tuple(findings),
+        existing_api_ids=adapters.gateway.all_api_ids(),
+    )
+
+
+def _targets(
+    definition: ApiDefinition, identity: Identity, region: str
+) -> tuple[list[Target], list[Finding]]:
+    ref = ApiRef(identity.partition, region, identity.account, definition.api.api_id)
+    targets: list[Target] = []
+    findings: list[Finding] = []
+    for stage in definition.stages:
+        found = stage_targets(
+            ref,
+            definition.api.name,
+            stage.name,
+            stage.variables,
+            stage.logging_level,
+            definition.resources,
+            definition.authorizers,
+        )
+        targets.extend(found.targets)
+        findings.extend(found.findings)
+    return targets, findings
+
+
+def group_by_function(targets: Sequence[Target]) -> tuple[FunctionGroup, ...]:
+    groups: dict[FunctionRef, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.function, []).append(target)
+    return tuple(FunctionGroup(fn, tuple(ts)) for fn, ts in sorted(groups.items()))
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What repairing one function+qualifier did, and whether every target can now call it."""
+
+    change: Change
+    findings: tuple[Finding, ...] = ()
+    verified: bool = True
+    refusal: str | None = None
+    error: str | None = None
+    policy_before: dict[str, Any] = field(default_factory=dict)
+    policy_after: dict[str, Any] = field(default_factory=dict)
+
+
+def repair(
+    adapters: Adapters,
+    group: FunctionGroup,
+    options: PlanOptions,
+    *,
+    dry_run: bool,
+    max_attempts: int = 5,
+    api_names: dict[str, str] | None = None,
+) -> RepairResult:
+    """Read, plan, apply one step, re-read: until the plan is empty, then verify by evaluation.
+
+    Applying one write per fresh read means a lost race or a crash never acts on a stale plan,
+    and deterministic Sids make every re-run converge instead of piling up statements.
+    """
+    function = group.function
+    try:
+        policy = adapters.policies.read(function)
+    except NotFoundError as exc:
+        return _missing_function(group, str(exc))
+    first_plan = plan_repair(function, policy, group.targets, options, api_names)
+    before = policy
+    if dry_run or first_plan.refusal or first_plan.empty:
+        return _unapplied(first_plan, group)
+
+    added: dict[str, AddedStatement] = {}
+    removed: dict[str, RemovedStatement] = {}
+    plan, conflicts = first_plan, 0
+    for _ in range(4 * (len(first_plan.add) + len(first_plan.removals)) + max_attempts):
+        if plan.empty or plan.refusal:
+            break
+        try:
+            _apply_step(adapters.policies, plan, added, removed)
+        except (StaleRevision, PolicyTooLarge) as exc:
+            conflicts += 1
+            if conflicts >= max_attempts:
+                raise ConflictError(f"gave up on {function.arn} after {conflicts} lost races: {exc}") from exc
+            adapters.sleep(random.uniform(0.05, 0.2) * 2**conflicts)
+        policy = adapters.policies.read(function)
+        plan = plan_repair(function, policy, group.targets, options, api_names)
+    change = Change(
+        function.unqualified_arn,
+        function.qualifier,
+        tuple(added.values()),
+        tuple(removed.values()),
+        before.size_bytes,
+        policy.size_bytes,
+    )
+    return _verified(change, plan, before, policy, group)
+
+
+def _apply_step(
+    policies: LambdaPolicies,
+    plan: Plan,
+    added: dict[str, AddedStatement],
+    removed: dict[str, RemovedStatement],
+) -> None:
+    """Apply the next safe write of a fresh plan: removals still covered first, then adds, then the rest."""
+    revision = plan.policy.revision_id
+    if plan.remove_first:
+        step = plan.remove_first[0]
+        policies.remove(plan.function, step.sid, revision)
+        removed[step.sid] = step
+    elif plan.add:
+        statement = plan.add[0]
+        policies.add(plan.function, dict(statement), revision)
+        step_added = plan.change().added[0]
+        added[step_added.sid] = step_added
+    else:
+        step = plan.remove_after_add[0]
+        policies.remove(plan.function, step.sid, revision)
+        removed[step.sid] = step
+
+
+def _verified(
+    change: Change, plan: Plan, before: Policy, after: Policy, group: FunctionGroup
+) -> RepairResult:
+    failing = [t for t in group.targets if not _allows(after, group.function, t)]
+    findings = tuple(plan.findings)
+    error = None
+    if failing and not plan.refusal:
+        error = "still not allowed after repair: " + ", ".join(t.source_arn for t in failing)
+    return RepairResult(
+        change,
+        findings,
+        verified=not failing,
+        refusal=plan.refusal,
+        error=error,
+        policy_before=before.document(),
+        policy_after=after.document(),
+    )
+
+
+def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:
+    """A plan not carried out (dry run, nothing to do, or refused): report it as it would land."""
+    after = plan.policy if plan.refusal else policy_after(plan)
+    failing = [t for t in group.targets if not _allows(after, group.function, t)]
+    return RepairResult(
+        plan.change(),
+        plan.findings,
+        verified=not failing,
+        refusal=plan.refusal,
+        policy_before=plan.policy.document(),
+        policy_after=after.document(),
+    )
+
+
+def _allows(policy: Policy, function: FunctionRef, target: Target) -> bool:
+    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
+
+
+def _missing_function(group: FunctionGroup, detail: str) -> RepairResult:
+    function = group.function
+    findings = tuple(
+        Finding.for_target(FindingKind.MISSING_FUNCTION, t, None, detail=detail) for t in group.targets
+    )
+    change = Change(function.unqualified_arn, function.qualifier)
+    return RepairResult(change, findings, verified=False, error=detail)
+
+
+def plan_options(settings: Settings, resolution: Resolution) -> PlanOptions:
+    return PlanOptions(
+        scope=settings.scope,
+        prune_stale=settings.prune_stale,
+        consolidate=settings.consolidate,
+        existing_api_ids=resolution.existing_api_ids,
+        removable_api_ids=frozenset({resolution.api.api_id}),
+    )
+
+
+def summarize(resolution: Resolution, repairs: Sequence[RepairResult], *, dry_run: bool) -> RemediationResult:
+    """One result for the whole API: the outcome on-call reads first, then every change and finding."""
+    changes = tuple(r.change for r in repairs if r.change.changed)
+    findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
+    problems = [r.error or r.refusal for r in repairs if r.error or r.refusal]
+    if problems:
+        outcome, error = Outcome.FAILED, "; ".join(str(p) for p in problems)
+    elif dry_run:
+        outcome, error = Outcome.DRY_RUN, None
+    else:
+        outcome, error = (Outcome.REPAIRED if changes else Outcome.NO_CHANGE), None
+    return RemediationResult(
+        outcome, resolution.api.api_id, resolution.stage, resolution.api.name, changes, findings, error
+    )
+
+
+def refused(resolution: Resolution) -> RemediationResult:
+    return RemediationResult(
+        Outcome.REFUSED,
+        resolution.api.api_id,
+        resolution.stage,
+        resolution.api.name,
+        error=f"API {resolution.api.name} ({resolution.api.api_id}) is not in the allowlist; nothing changed",
+    )
+
+
+def remediate(adapters: Adapters, request: ResolveRequest, settings: Settings) -> RemediationResult:
+    """The whole workflow in one process: what `permheal remediate --local` runs."""
+    resolution = resolve(adapters, request, settings)
+    if not resolution.allowed:
+        return refused(resolution)
+    dry_run = settings.dry_run(request.dry_run)
+    options = plan_options(settings, resolution)
+    names = {resolution.api.api_id: resolution.api.name}
+    repairs = [
+        repair(
+            adapters,
+            group,
+            options,
+            dry_run=dry_run,
+            max_attempts=settings.max_write_attempts,
+            api_names=names,
+        )
+        for group in resolution.groups
+    ]
+    return summarize(resolution, repairs, dry_run=dry_run)

@@ -1,0 +1,277 @@
+"""The domain's data: targets API Gateway invokes, findings, planned and applied changes, results.
+
+Everything here crosses process boundaries (Step Functions state, CLI JSON, SNS), so each type
+round-trips through `to_dict` / `from_dict` with the camelCase keys of the design contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from permheal.arns import ApiRef, FunctionRef, wildcard_path
+from permheal.errors import ParseError
+
+
+class Scope(StrEnum):
+    """How wide an added grant is (design.md, "Scope")."""
+
+    METHOD = "method"
+    STAGE = "stage"
+    API = "api"
+
+
+class TargetKind(StrEnum):
+    INTEGRATION = "integration"
+    AUTHORIZER = "authorizer"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Lambda invocation API Gateway makes for an API/stage: an integration or an authorizer."""
+
+    kind: TargetKind
+    api: ApiRef
+    stage: str
+    function: FunctionRef
+    method: str | None = None
+    resource_path: str | None = None
+    authorizer_id: str | None = None
+
+    @property
+    def source_arn(self) -> str:
+        """The exact source ARN API Gateway presents, used to evaluate the policy."""
+        if self.kind is TargetKind.AUTHORIZER:
+            return self.api.authorizer_arn(str(self.authorizer_id))
+        return self.api.method_arn(self.stage, str(self.method), str(self.resource_path))
+
+    def grant_pattern(self, scope: Scope) -> str:
+        """The narrowest SourceArn pattern the scope allows that still lets this call through."""
+        if self.kind is TargetKind.AUTHORIZER:
+            return self.source_arn
+        if scope is Scope.API:
+            return f"{self.api.prefix}/*/*/*"
+        method = "*" if self.method == "ANY" else str(self.method)
+        stage = self.stage if scope is Scope.STAGE else "*"
+        return f"{self.api.prefix}/{stage}/{method}{wildcard_path(str(self.resource_path))}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "partition": self.api.partition,
+            "region": self.api.region,
+            "account": self.api.account,
+            "apiId": self.api.api_id,
+            "stage": self.stage,
+            "method": self.method,
+            "resourcePath": self.resource_path,
+            "authorizerId": self.authorizer_id,
+            "function": {
+                "partition": self.function.partition,
+                "region": self.function.region,
+                "account": self.function.account,
+                "name": self.function.name,
+                "qualifier": self.function.qualifier,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Target:
+        try:
+            fn = data["function"]
+            return cls(
+                kind=TargetKind(data["kind"]),
+                api=ApiRef(data["partition"], data["region"], data["account"], data["apiId"]),
+                stage=data["stage"],
+                function=FunctionRef(
+                    fn["partition"], fn["region"], fn["account"], fn["name"], fn["qualifier"]
+                ),
+                method=data.get("method"),
+                resource_path=data.get("resourcePath"),
+                authorizer_id=data.get("authorizerId"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParseError(f"malformed target: {exc!r}") from exc
+
+
+class FindingKind(StrEnum):
+    MISSING_PERMISSION = "missing_permission"
+    DUPLICATE_STATEMENT = "duplicate_statement"
+    REDUNDANT_STATEMENT = "redundant_statement"
+    STALE_STATEMENT = "stale_statement"
+    POLICY_NEAR_LIMIT = "policy_near_limit"
+    LOGGING_DISABLED = "logging_disabled"
+    INTEGRATION_ROLE = "integration_role"
+    CROSS_ACCOUNT_FUNCTION = "cross_account_function"
+    MISSING_FUNCTION = "missing_function"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: FindingKind
+    api_id: str | None = None
+    api_name: str | None = None
+    stage: str | None = None
+    method: str | None = None
+    resource_path: str | None = None
+    authorizer_id: str | None = None
+    function_arn: str | None = None
+    qualifier: str | None = None
+    source_arn: str | None = None
+    sid: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def for_target(cls, kind: FindingKind, target: Target, api_name: str | None, **extra: Any) -> Finding:
+        return cls(
+            kind=kind,
+            api_id=target.api.api_id,
+            api_name=api_name,
+            stage=target.stage,
+            method=target.method,
+            resource_path=target.resource_path,
+            authorizer_id=target.authorizer_id,
+            function_arn=target.function.unqualified_arn,
+            qualifier=target.function.qualifier,
+            source_arn=target.source_arn,
+            **extra,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {_camel(f.name): _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        try:
+            values: dict[str, Any] = {f.name: data.get(_camel(f.name)) for f in fields(cls)}
+            values["kind"] = FindingKind(data["kind"])
+            values["detail"] = data.get("detail") or ""
+            return cls(**values)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ParseError(f"malformed finding: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class AddedStatement:
+    sid: str
+    source_arn: str
+
+
+@dataclass(frozen=True)
+class RemovedStatement:
+    sid: str
+    source_arn: str | None
+    reason: str
+    statement: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What was (or, in a dry run, would be) done to one function+qualifier's policy."""
+
+    function_arn: str
+    qualifier: str | None
+    added: tuple[AddedStatement, ...] = ()
+    removed: tuple[RemovedStatement, ...] = ()
+    policy_bytes_before: int = 0
+    policy_bytes_after: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "functionArn": self.function_arn,
+            "qualifier": self.qualifier,
+            "added": [{"sid": a.sid, "sourceArn": a.source_arn} for a in self.added],
+            "removed": [
+                {"sid": r.sid, "sourceArn": r.source_arn, "reason": r.reason, "statement": r.statement}
+                for r in self.removed
+            ],
+            "policyBytesBefore": self.policy_bytes_before,
+            "policyBytesAfter": self.policy_bytes_after,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        try:
+            return cls(
+                function_arn=data["functionArn"],
+                qualifier=data.get("qualifier"),
+                added=tuple(AddedStatement(a["sid"], a["sourceArn"]) for a in data.get("added", [])),
+                removed=tuple(
+                    RemovedStatement(r["sid"], r.get("sourceArn"), r["reason"], r.get("statement") or {})
+                    for r in data.get("removed", [])
+                ),
+                policy_bytes_before=int(data.get("policyBytesBefore", 0)),
+                policy_bytes_after=int(data.get("policyBytesAfter", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParseError(f"malformed change: {exc!r}") from exc
+
+
+class Outcome(StrEnum):
+    REPAIRED = "repaired"
+    NO_CHANGE = "no_change"
+    DRY_RUN = "dry_run"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Outcome.REPAIRED, Outcome.NO_CHANGE, Outcome.DRY_RUN)
+
+
+@dataclass(frozen=True)
+class RemediationResult:
+    """The contract result of one remediation (design.md, `permheal remediate` JSON)."""
+
+    outcome: Outcome
+    api_id: str | None
+    stage: str | None
+    api_name: str | None = None
+    changes: tuple[Change, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "outcome": self.outcome.value,
+            "apiId": self.api_id,
+            "apiName": self.api_name,
+            "stage": self.stage,
+            "changes": [c.to_dict() for c in self.changes],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RemediationResult:
+        try:
+            return cls(
+                outcome=Outcome(data["outcome"]),
+                api_id=data.get("apiId"),
+                stage=data.get("stage"),
+                api_name=data.get("apiName"),
+                changes=tuple(Change.from_dict(c) for c in data.get("changes", [])),
+                findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
+                error=data.get("error"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParseError(f"malformed result: {exc!r}") from exc
+
+    def with_outcome(self, outcome: Outcome, error: str | None = None) -> RemediationResult:
+        return replace(self, outcome=outcome, error=error)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value

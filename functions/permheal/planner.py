@@ -1,0 +1,296 @@
+"""Plan the repair of one function+qualifier's policy: what to add, what to remove, and whether it fits.
+
+Pure: the caller reads the policy and lists the targets; applying the plan is an adapter's job.
+Removals are split by when they are safe to apply: `remove_first` statements stay covered by a
+statement that already exists, `remove_after_add` ones only by a statement this plan adds, so a
+crash between two writes never leaves a call without a grant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from permheal.arnlike import arn_like
+from permheal.arns import FunctionRef, execute_api_source
+from permheal.models import (
+    AddedStatement,
+    Change,
+    Finding,
+    FindingKind,
+    RemovedStatement,
+    Scope,
+    Target,
+)
+from permheal.policy import (
+    POLICY_SIZE_LIMIT,
+    Decision,
+    GatewayGrant,
+    InvokeRequest,
+    Policy,
+    evaluate,
+    gateway_grants,
+    invoke_statement,
+)
+
+NEAR_LIMIT_RATIO = 0.8
+
+
+def permheal_sid(source_pattern: str, qualifier: str | None) -> str:
+    """Deterministic statement id: re-running a repair finds its own statement instead of adding one."""
+    digest = hashlib.sha256(f"{source_pattern}|{qualifier or ''}".encode()).hexdigest()
+    return f"permheal-{digest[:16]}"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    scope: Scope = Scope.METHOD
+    prune_stale: bool = False
+    consolidate: bool = False
+    existing_api_ids: frozenset[str] | None = None
+    """Every API id in the account/region; None when unknown (then nothing is called stale)."""
+    removable_api_ids: frozenset[str] | None = None
+    """Only duplicate/covered grants naming these APIs are removed; None = any (scan reports all)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    function: FunctionRef
+    policy: Policy
+    add: tuple[dict[str, object], ...] = ()
+    remove_first: tuple[RemovedStatement, ...] = ()
+    remove_after_add: tuple[RemovedStatement, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    bytes_after: int = 0
+    refusal: str | None = None
+    consolidated: bool = False
+    unresolved: tuple[Target, ...] = field(default=())
+    """Targets still not allowed after the plan (denied, or refused): verification will fail them."""
+
+    @property
+    def removals(self) -> tuple[RemovedStatement, ...]:
+        return self.remove_first + self.remove_after_add
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.removals)
+
+    def change(self) -> Change:
+        return Change(
+            function_arn=self.function.unqualified_arn,
+            qualifier=self.function.qualifier,
+            added=tuple(
+                AddedStatement(str(s["Sid"]), str(s["Condition"]["ArnLike"]["AWS:SourceArn"]))  # type: ignore[index]
+                for s in self.add
+            ),
+            removed=self.removals,
+            policy_bytes_before=self.policy.size_bytes,
+            policy_bytes_after=self.bytes_after,
+        )
+
+
+def plan_repair(
+    function: FunctionRef,
+    policy: Policy,
+    targets: Sequence[Target],
+    options: PlanOptions,
+    api_names: dict[str, str] | None = None,
+) -> Plan:
+    """Plan the smallest change that lets every target call `function` and drops dead weight."""
+    plan = _plan(function, policy, targets, options, options.scope, api_names or {})
+    if plan.refusal and options.consolidate and options.scope is not Scope.API:
+        consolidated = _plan(function, policy, targets, options, Scope.API, api_names or {})
+        if not consolidated.refusal:
+            return consolidated
+    return plan
+
+
+def _plan(
+    function: FunctionRef,
+    policy: Policy,
+    targets: Sequence[Target],
+    options: PlanOptions,
+    scope: Scope,
+    api_names: dict[str, str],
+) -> Plan:
+    findings: list[Finding] = []
+    patterns: list[str] = []
+    unresolved: list[Target] = []
+    for target in targets:
+        request = InvokeRequest(function.arn, target.source_arn, target.api.account)
+        verdict = evaluate(policy, request)
+        if verdict.allowed:
+            continue
+        name = api_names.get(target.api.api_id)
+        if verdict.decision is Decision.DENY:
+            detail = f"denied by statement(s) {', '.join(verdict.sids)}; permheal never edits Deny statements"
+            findings.append(Finding.for_target(FindingKind.MISSING_PERMISSION, target, name, detail=detail))
+            unresolved.append(target)
+            continue
+        pattern = target.grant_pattern(scope)
+        if not arn_like(pattern, target.source_arn):  # a scope bug must never grant the wrong thing
+            raise AssertionError(f"grant {pattern} does not match {target.source_arn}")
+        sid = permheal_sid(pattern, function.qualifier)
+        findings.append(
+            Finding.for_target(
+                FindingKind.MISSING_PERMISSION,
+                target,
+                name,
+                sid=sid,
+                detail=f"API Gateway may not invoke {function.label}; grant {pattern}",
+            )
+        )
+        if pattern not in patterns:
+            patterns.append(pattern)
+
+    new_grants = [
+        GatewayGrant(permheal_sid(p, function.qualifier), p, None, len(policy.statements) + i)
+        for i, p in enumerate(patterns)
+    ]
+    # A new grant covered by another new one (e.g. after consolidation) is not worth a statement.
+    new_grants = [g for g in new_grants if not any(o is not g and _strictly_covers(o, g) for o in new_grants)]
+    existing = gateway_grants(policy, function.arn)
+    remove_first, remove_after, dedupe_findings = _dead_weight(
+        function, existing, new_grants, policy, options
+    )
+    findings.extend(dedupe_findings)
+
+    add = tuple(invoke_statement(g.sid, function.arn, str(g.source_pattern)) for g in new_grants)
+    removed_sids = {r.sid for r in remove_first + remove_after}
+    bytes_after = policy.with_changes(add, removed_sids).size_bytes
+    refusal = None
+    if bytes_after > POLICY_SIZE_LIMIT:
+        refusal = (
+            f"policy of {function.label} would be {bytes_after} bytes after the repair, "
+            f"over the {POLICY_SIZE_LIMIT}-byte limit"
+        )
+        unresolved.extend(t for t in targets if t not in unresolved and not _allowed(policy, function, t))
+    size = policy.size_bytes if refusal else bytes_after
+    if size > POLICY_SIZE_LIMIT * NEAR_LIMIT_RATIO:
+        findings.append(
+            Finding(
+                FindingKind.POLICY_NEAR_LIMIT,
+                function_arn=function.unqualified_arn,
+                qualifier=function.qualifier,
+                detail=f"policy is {size} of {POLICY_SIZE_LIMIT} bytes" + (f"; {refusal}" if refusal else ""),
+            )
+        )
+    if refusal:
+        return Plan(
+            function,
+            policy,
+            findings=tuple(findings),
+            bytes_after=policy.size_bytes,
+            refusal=refusal,
+            unresolved=tuple(unresolved),
+        )
+    return Plan(
+        function,
+        policy,
+        add=add,
+        remove_first=tuple(remove_first),
+        remove_after_add=tuple(remove_after),
+        findings=tuple(findings),
+        bytes_after=bytes_after,
+        consolidated=scope is not options.scope,
+        unresolved=tuple(unresolved),
+    )
+
+
+def _allowed(policy: Policy, function: FunctionRef, target: Target) -> bool:
+    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
+
+
+def _strictly_covers(broad: GatewayGrant, narrow: GatewayGrant) -> bool:
+    return broad.covers(narrow) and not narrow.covers(broad)
+
+
+def _dead_weight(
+    function: FunctionRef,
+    existing: Sequence[GatewayGrant],
+    new_grants: Sequence[GatewayGrant],
+    policy: Policy,
+    options: PlanOptions,
+) -> tuple[list[RemovedStatement], list[RemovedStatement], list[Finding]]:
+    """Duplicates, covered grants and (optionally) grants for deleted APIs among existing statements.
+
+    Each removed grant names the grant that still covers it; equivalent grants keep the first one.
+    """
+    remove_first: list[RemovedStatement] = []
+    remove_after: list[RemovedStatement] = []
+    findings: list[Finding] = []
+    for grant in existing:
+        verdict = _why_dead(grant, function, existing, new_grants, options)
+        if verdict is None:
+            continue
+        kind, reason, keeper = verdict
+        findings.append(_grant_finding(kind, function, grant, reason))
+        if kind is FindingKind.STALE_STATEMENT and not options.prune_stale:
+            continue
+        removal = RemovedStatement(
+            grant.sid, grant.source_pattern, reason, dict(policy.statements[grant.position])
+        )
+        (remove_after if keeper in new_grants else remove_first).append(removal)
+    return remove_first, remove_after, findings
+
+
+def _why_dead(
+    grant: GatewayGrant,
+    function: FunctionRef,
+    existing: Sequence[GatewayGrant],
+    new_grants: Sequence[GatewayGrant],
+    options: PlanOptions,
+) -> tuple[FindingKind, str, GatewayGrant | None] | None:
+    """Why a grant is dead weight, and which grant keeps its calls allowed; None if it is needed."""
+    twin = next(
+        (o for o in existing if o.position < grant.position and o.covers(grant) and grant.covers(o)), None
+    )
+    if twin is not None:
+        verdict = (FindingKind.DUPLICATE_STATEMENT, f"duplicate of {twin.sid}", twin)
+        return verdict if _removable(grant, options.removable_api_ids) else None
+    wider = next((o for o in [*existing, *new_grants] if _strictly_covers(o, grant)), None)
+    if wider is not None:
+        verdict = (FindingKind.REDUNDANT_STATEMENT, f"covered by {wider.sid}", wider)
+        return verdict if _removable(grant, options.removable_api_ids) else None
+    stale = _stale_api(grant, function, options.existing_api_ids)
+    if stale is not None:
+        return FindingKind.STALE_STATEMENT, f"API {stale} no longer exists", None
+    return None
+
+
+def _grant_finding(kind: FindingKind, function: FunctionRef, grant: GatewayGrant, detail: str) -> Finding:
+    source = execute_api_source(grant.source_pattern) if grant.source_pattern else None
+    return Finding(
+        kind,
+        api_id=source.api_id if source else None,
+        function_arn=function.unqualified_arn,
+        qualifier=function.qualifier,
+        source_arn=grant.source_pattern,
+        sid=grant.sid,
+        detail=detail,
+    )
+
+
+def _removable(grant: GatewayGrant, api_ids: frozenset[str] | None) -> bool:
+    if api_ids is None:
+        return True
+    source = execute_api_source(grant.source_pattern) if grant.source_pattern else None
+    return source is not None and source.api_id in api_ids
+
+
+def _stale_api(
+    grant: GatewayGrant, function: FunctionRef, existing_api_ids: Collection[str] | None
+) -> str | None:
+    """The API id a grant names when that API is gone from this account and region, else None."""
+    if existing_api_ids is None or grant.source_pattern is None:
+        return None
+    source = execute_api_source(grant.source_pattern)
+    if source is None or (source.account, source.region) != (function.account, function.region):
+        return None
+    return None if source.api_id in existing_api_ids else source.api_id
+
+
+def policy_after(plan: Plan) -> Policy:
+    """The policy as it will read once the plan is applied."""
+    return plan.policy.with_changes(plan.add, {r.sid for r in plan.removals})
