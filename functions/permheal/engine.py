@@ -87,6 +87,18 @@ class FunctionGroup:
     function: FunctionRef
     targets: tuple[Target, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"functionArn": self.function.arn, "targets": [t.to_dict() for t in self.targets]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FunctionGroup:
+        if not isinstance(data, dict) or not isinstance(data.get("targets"), list) or not data["targets"]:
+            raise ParseError("a function group needs a non-empty list of targets")
+        targets = tuple(Target.from_dict(t) for t in data["targets"])
+        if len({t.function for t in targets}) != 1:
+            raise ParseError("every target of a function group must invoke the same function+qualifier")
+        return cls(targets[0].function, targets)
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -96,17 +108,50 @@ class Resolution:
     groups: tuple[FunctionGroup, ...] = ()
     findings: tuple[Finding, ...] = ()
     existing_api_ids: frozenset[str] | None = None
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Workflow state: `groups` feed the Map, `context` goes to every repair."""
+        return {
+            "allowed": self.allowed,
+            "groups": [g.to_dict() for g in self.groups],
+            "findings": [f.to_dict() for f in self.findings],
+            "context": {
+                "apiId": self.api.api_id,
+                "apiName": self.api.name,
+                "stage": self.stage,
+                "dryRun": self.dry_run,
+                "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Resolution:
+        try:
+            context = data["context"]
+            existing = context.get("existingApiIds")
+            return cls(
+                RestApi(context["apiId"], context.get("apiName") or ""),
+                context.get("stage"),
+                bool(data["allowed"]),
+                tuple(FunctionGroup.from_dict(g) for g in data.get("groups", [])),
+                tuple(Finding.from_dict(f) for f in data.get("findings", [])),
+                None if existing is None else frozenset(existing),
+                bool(context.get("dryRun")),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ParseError(f"malformed resolution: {exc!r}") from exc
 
 
 def resolve(adapters: Adapters, request: ResolveRequest, settings: Settings) -> Resolution:
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
     api = adapters.gateway.find_api(request.api)
-    allowed = adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name)
-    if not allowed:
-        return Resolution(api, request.stage, allowed=False)
+    dry_run = settings.dry_run(request.dry_run)
+    if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
+        return Resolution(api, request.stage, allowed=False, dry_run=dry_run)
     identity = adapters.identity()
     definition = adapters.gateway.definition(api, request.stage)
-    targets, findings = _targets(definition, identity, adapters.gateway.region)
+    targets, findings = api_targets(definition, identity, adapters.gateway.region)
     chosen = narrow(targets, request.hints)
     return Resolution(
         api,
@@ -115,10 +160,11 @@ def resolve(adapters: Adapters, request: ResolveRequest, settings: Settings) -> 
         groups=group_by_function(chosen),
         findings=tuple(findings),
         existing_api_ids=adapters.gateway.all_api_ids(),
+        dry_run=dry_run,
     )
 
 
-def _targets(
+def api_targets(
     definition: ApiDefinition, identity: Identity, region: str
 ) -> tuple[list[Target], list[Finding]]:
     ref = ApiRef(identity.partition, region, identity.account, definition.api.api_id)
@@ -157,6 +203,32 @@ class RepairResult:
     error: str | None = None
     policy_before: dict[str, Any] = field(default_factory=dict)
     policy_after: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "change": self.change.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "verified": self.verified,
+            "refusal": self.refusal,
+            "error": self.error,
+            "policyBefore": self.policy_before,
+            "policyAfter": self.policy_after,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RepairResult:
+        try:
+            return cls(
+                Change.from_dict(data["change"]),
+                tuple(Finding.from_dict(f) for f in data.get("findings", [])),
+                bool(data.get("verified", False)),
+                data.get("refusal"),
+                data.get("error"),
+                data.get("policyBefore") or {},
+                data.get("policyAfter") or {},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ParseError(f"malformed repair result: {exc!r}") from exc
 
 
 def repair(
@@ -288,14 +360,39 @@ def plan_options(settings: Settings, resolution: Resolution) -> PlanOptions:
     )
 
 
-def summarize(resolution: Resolution, repairs: Sequence[RepairResult], *, dry_run: bool) -> RemediationResult:
+def repair_group(
+    adapters: Adapters, resolution: Resolution, group: FunctionGroup, settings: Settings
+) -> RepairResult:
+    """One Map iteration: re-check the allowlist and the account, then repair one function+qualifier."""
+    api = resolution.api
+    if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
+        return _not_repaired(group, f"API {api.name} ({api.api_id}) is no longer in the allowlist")
+    identity = adapters.identity()
+    if group.function.account != identity.account or any(t.api.api_id != api.api_id for t in group.targets):
+        return _not_repaired(group, "targets must belong to the resolved API and to this account")
+    return repair(
+        adapters,
+        group,
+        plan_options(settings, resolution),
+        dry_run=resolution.dry_run or settings.dry_run(),
+        max_attempts=settings.max_write_attempts,
+        api_names={api.api_id: api.name},
+    )
+
+
+def _not_repaired(group: FunctionGroup, reason: str) -> RepairResult:
+    change = Change(group.function.unqualified_arn, group.function.qualifier)
+    return RepairResult(change, verified=False, refusal=reason)
+
+
+def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> RemediationResult:
     """One result for the whole API: the outcome on-call reads first, then every change and finding."""
     changes = tuple(r.change for r in repairs if r.change.changed)
     findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
     problems = [r.error or r.refusal for r in repairs if r.error or r.refusal]
     if problems:
         outcome, error = Outcome.FAILED, "; ".join(str(p) for p in problems)
-    elif dry_run:
+    elif resolution.dry_run:
         outcome, error = Outcome.DRY_RUN, None
     else:
         outcome, error = (Outcome.REPAIRED if changes else Outcome.NO_CHANGE), None
@@ -319,18 +416,5 @@ def remediate(adapters: Adapters, request: ResolveRequest, settings: Settings) -
     resolution = resolve(adapters, request, settings)
     if not resolution.allowed:
         return refused(resolution)
-    dry_run = settings.dry_run(request.dry_run)
-    options = plan_options(settings, resolution)
-    names = {resolution.api.api_id: resolution.api.name}
-    repairs = [
-        repair(
-            adapters,
-            group,
-            options,
-            dry_run=dry_run,
-            max_attempts=settings.max_write_attempts,
-            api_names=names,
-        )
-        for group in resolution.groups
-    ]
-    return summarize(resolution, repairs, dry_run=dry_run)
+    repairs = [repair_group(adapters, resolution, group, settings) for group in resolution.groups]
+    return summarize(resolution, repairs)

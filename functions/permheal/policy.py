@@ -54,7 +54,8 @@ class Policy:
 
     @property
     def size_bytes(self) -> int:
-        return policy_size(self.statements, self.policy_id)
+        """0 for a qualifier without a policy, as Lambda has nothing stored for it."""
+        return policy_size(self.statements, self.policy_id) if self.statements else 0
 
     def with_changes(self, added: Iterable[Statement] = (), removed_sids: Iterable[str] = ()) -> Policy:
         gone = set(removed_sids)

@@ -1,7 +1,7 @@
 """Make moto's Lambda resource policies behave like AWS, by patching moto in-process.
 
-moto 5.2.5 keeps one policy per function object (an alias shares its version's policy),
-ignores ``Qualifier`` on RemovePermission, always fails RemovePermission given a RevisionId,
+moto 5.2.5 shares one policy between a function, its versions (shallow copies) and its
+aliases, ignores ``Qualifier`` on RemovePermission, always fails RemovePermission given a RevisionId,
 accepts duplicate statement ids and has no size limit. :func:`install` replaces the three
 policy operations on ``LambdaBackend`` (so also ``LambdaSimpleBackend``) and on
 ``LambdaResponse``; policies then live in a store on each backend instance, keyed by

@@ -1,0 +1,171 @@
+"""`permheal` command line: scan, remediate, demo, local-aws, history, revert.
+
+Exit codes (design.md): 0 = clean / repaired / no_change / dry_run, 1 = findings / refused / failed,
+2 = usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from permheal.errors import AmbiguousApiError, ConfigError, NotFoundError, PermhealError
+from permheal.models import Finding, RemediationResult
+
+EXIT_OK, EXIT_ATTENTION, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args, stream)
+        return code
+    except (ConfigError, NotFoundError, AmbiguousApiError) as exc:
+        print(f"permheal: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermhealError as exc:
+        print(f"permheal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="permheal", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan = commands.add_parser("scan", help="read-only audit of REST APIs and their Lambda permissions")
+    scan.add_argument("--api", action="append", default=[], metavar="NAME_OR_ID", help="repeatable")
+    scan.add_argument("--stage")
+    scan.add_argument("--format", choices=("table", "json"), default="table")
+    scan.set_defaults(run=_scan)
+
+    remediate = commands.add_parser("remediate", help="repair one API's Lambda permissions")
+    remediate.add_argument("--api", required=True, metavar="NAME_OR_ID")
+    remediate.add_argument("--stage")
+    remediate.add_argument("--dry-run", action="store_true", help="report the plan, change nothing")
+    remediate.add_argument("--local", action="store_true", help="run the steps in this process")
+    remediate.add_argument("--state-machine-arn")
+    remediate.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
+    remediate.add_argument("--format", choices=("table", "json"), default="table")
+    remediate.set_defaults(run=_remediate)
+
+    demo = commands.add_parser("demo", help="the whole loop on an embedded local AWS (no account needed)")
+    demo.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    demo.set_defaults(run=_demo)
+
+    local = commands.add_parser("local-aws", help="serve the faithful local AWS on 127.0.0.1")
+    local.add_argument("--port", type=int, default=5000)
+    local.set_defaults(run=_local_aws)
+    return parser
+
+
+def _scan(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.config import Settings
+    from permheal.engine import Adapters
+    from permheal.planner import PlanOptions
+    from permheal.scan import scan
+
+    settings = Settings.from_env()
+    findings = scan(Adapters.default(), args.api, args.stage, PlanOptions(settings.scope))
+    if args.format == "json":
+        json.dump({"findings": [f.to_dict() for f in findings]}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_findings(findings) if findings else "No findings.\n")
+    return EXIT_ATTENTION if findings else EXIT_OK
+
+
+def _remediate(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.config import Settings
+    from permheal.engine import Adapters, ResolveRequest, remediate
+
+    settings = Settings.from_env()
+    if args.local:
+        result = remediate(
+            Adapters.default(), ResolveRequest(args.api, args.stage, dry_run=args.dry_run), settings
+        )
+    else:
+        from permheal.adapters.workflow import Workflow, find_state_machine
+
+        arn = args.state_machine_arn or settings.state_machine_arn or find_state_machine()
+        workflow = Workflow(arn)
+        execution = workflow.start(
+            {"source": "manual", "apiName": args.api, "stage": args.stage, "dryRun": args.dry_run}
+        )
+        if args.no_wait:
+            out.write(execution + "\n")
+            return EXIT_OK
+        result = workflow.wait(execution)
+    if args.format == "json":
+        json.dump(result.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_result(result))
+    return EXIT_OK if result.outcome.succeeded else EXIT_ATTENTION
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.local.demo import run_demo
+
+    return run_demo(out, as_json=args.json)
+
+
+def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.local.server import serve
+
+    serve(args.port, out)
+    return EXIT_OK
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def render_findings(findings: Sequence[Finding]) -> str:
+    rows = [
+        (
+            f.kind.value,
+            f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
+            f"{f.method} {f.resource_path}"
+            if f.method
+            else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
+            _function_label(f.function_arn, f.qualifier),
+            f.detail,
+        )
+        for f in findings
+    ]
+    return render_table(("KIND", "API/STAGE", "WHERE", "FUNCTION", "DETAIL"), rows)
+
+
+def render_result(result: RemediationResult) -> str:
+    head = f"{result.outcome.value}: {result.api_name or result.api_id}/{result.stage or '*'}"
+    lines = [head + (f" — {result.error}" if result.error else "")]
+    for change in result.changes:
+        label = _function_label(change.function_arn, change.qualifier)
+        lines.append(f"  {label}: policy {change.policy_bytes_before} -> {change.policy_bytes_after} bytes")
+        lines.extend(f"    + {a.sid}  {a.source_arn}" for a in change.added)
+        lines.extend(f"    - {r.sid}  {r.source_arn or '(any source)'}  ({r.reason})" for r in change.removed)
+    text = "\n".join(lines) + "\n"
+    if result.findings:
+        text += "\n" + render_findings(result.findings)
+    return text
+
+
+def _function_label(arn: str | None, qualifier: str | None) -> str:
+    if not arn:
+        return "-"
+    name = arn.rsplit(":", 1)[-1]
+    return f"{name}:{qualifier}" if qualifier else name
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Shared fixtures: fake credentials, the faithful local AWS, a builder for APIs and functions, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_SERVICE_NAME="permheal",
+    POWERTOOLS_METRICS_NAMESPACE="permheal",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
+for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "PERMHEAL_MODE", "PERMHEAL_SCOPE", "PERMHEAL_PRUNE_STALE"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto in process, with Lambda policies made faithful to AWS."""
+    from moto import mock_aws
+
+    from permheal.local import faithful_lambda
+
+    faithful_lambda.install()
+    with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+@pytest.fixture
+def world(aws: None) -> Any:
+    from permheal.local.builder import World
+
+    return World()
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli() -> Any:
+    """Run `permheal ARGS...` in process and capture stdout."""
+    from permheal.cli import main
+
+    def run(*argv: str) -> CliRun:
+        out = io.StringIO()
+        return CliRun(main(list(argv), out), out.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    @dataclass
+    class LambdaContext:
+        function_name: str = "permheal-test"
+        memory_limit_in_mb: int = 256
+        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:permheal-test"
+        aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    return LambdaContext()
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
