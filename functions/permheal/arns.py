@@ -56,11 +56,12 @@ def parse_function(text: str, *, partition: str, region: str, account: str) -> F
     """
     if not isinstance(text, str):
         raise ParseError(f"function reference must be a string, got {type(text).__name__}")
-    if match := _FULL_FUNCTION_ARN.match(text):
+    # fullmatch, not match: a pattern ending in `$` would also accept a trailing newline.
+    if match := _FULL_FUNCTION_ARN.fullmatch(text):
         partition, region, account = match["partition"], match["region"], match["account"]
-    elif match := _PARTIAL_FUNCTION_ARN.match(text):
+    elif match := _PARTIAL_FUNCTION_ARN.fullmatch(text):
         account = match["account"]
-    elif not (match := _BARE_FUNCTION.match(text)):
+    elif not (match := _BARE_FUNCTION.fullmatch(text)):
         raise ParseError(f"not a Lambda function name or ARN: {text!r}")
     qualifier = match["qualifier"]
     return FunctionRef(
@@ -87,7 +88,7 @@ class IntegrationUri:
 
 def parse_integration_uri(uri: str) -> IntegrationUri | None:
     """Return the Lambda part of an API Gateway integration URI, or None for non-Lambda URIs."""
-    match = _INTEGRATION_URI.match(uri or "")
+    match = _INTEGRATION_URI.fullmatch(uri or "")  # fullmatch: `$` alone lets "\n" through
     if not match:
         return None
     return IntegrationUri(match["partition"], match["region"], match["function"])

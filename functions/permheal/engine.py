@@ -5,6 +5,8 @@ Each step takes its adapters explicitly; `Adapters.default()` builds real ones l
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -418,3 +420,33 @@ def remediate(adapters: Adapters, request: ResolveRequest, settings: Settings) -
         return refused(resolution)
     repairs = [repair_group(adapters, resolution, group, settings) for group in resolution.groups]
     return summarize(resolution, repairs)
+
+
+def result_from_state(state: Any) -> RemediationResult:
+    """The remediation result from the workflow's state, on the success and on the failure path."""
+    if not isinstance(state, dict):
+        raise ParseError("workflow state must be an object")
+    if "error" in state:
+        api = state.get("apiId") or state.get("apiName")
+        stage = state.get("stage")
+        return RemediationResult(
+            Outcome.FAILED,
+            str(api) if api else None,
+            str(stage) if stage else None,
+            error=_error_text(state["error"]),
+        )
+    resolution = Resolution.from_dict(state["resolution"])
+    if not resolution.allowed:
+        return refused(resolution)
+    repairs = [RepairResult.from_dict(r) for r in state.get("repairs") or []]
+    return summarize(resolution, repairs)
+
+
+def _error_text(error: Any) -> str:
+    """`Error: message` from a Step Functions Catch, unwrapping a Lambda error payload."""
+    if not isinstance(error, dict):
+        return str(error)[:2000]
+    name, cause = str(error.get("Error", "Error")), error.get("Cause", "")
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        cause = json.loads(cause).get("errorMessage", cause)
+    return f"{name}: {cause}"[:2000]

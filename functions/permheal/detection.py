@@ -1,0 +1,134 @@
+"""From a CloudWatch Logs subscription payload to incidents: one per API, stage and time window.
+
+Pure. The log group names the API and stage (API Gateway writes it); every other line only adds
+hints. A thousand failing requests in one window make one incident with one deterministic name,
+which Step Functions refuses to start twice: that is the storm suppression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from permheal.errors import ParseError
+from permheal.logparse import LineKind, RequestTrace, group_by_request, parse_line, parse_log_group
+from permheal.targets import Hint
+
+DEFAULT_WINDOW_SECONDS = 900
+MAX_HINTS = 20
+_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    log_group: str
+    message_type: str
+    events: tuple[tuple[int, str], ...]
+    """(timestamp in ms, message) pairs."""
+
+
+def decode(event: Any) -> LogBatch:
+    """Decode `{"awslogs": {"data": base64(gzip(json))}}`; anything malformed is a ParseError."""
+    from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+
+    if not isinstance(event, dict) or not isinstance(event.get("awslogs"), dict):
+        raise ParseError('not a CloudWatch Logs subscription event (no "awslogs" object)')
+    try:
+        data = CloudWatchLogsEvent(event).parse_logs_data()
+        events = tuple((int(e.timestamp), str(e.message)) for e in data.log_events)
+        return LogBatch(str(data.log_group), str(data.message_type), events)
+    except ParseError:
+        raise
+    except Exception as exc:  # base64, gzip, UTF-8, JSON and shape errors all mean "cannot decode"
+        raise ParseError(f"undecodable awslogs payload: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Incident:
+    api_id: str
+    stage: str
+    window_start: int
+    log_group: str
+    failures: int
+    first_seen_ms: int
+    hints: tuple[Hint, ...] = ()
+
+    @property
+    def execution_name(self) -> str:
+        """Deterministic, so every batch of the same incident asks for the same execution."""
+        name = f"{self.api_id}-{self.stage}-{self.window_start}"
+        if len(name) <= 80 and not _NAME_UNSAFE.search(name):
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        return f"{_NAME_UNSAFE.sub('_', self.api_id)[:30]}-{digest}-{self.window_start}"
+
+    def execution_input(self) -> dict[str, Any]:
+        return {
+            "source": "logs",
+            "apiId": self.api_id,
+            "stage": self.stage,
+            "hints": [h.to_dict() for h in self.hints],
+            "logGroup": self.log_group,
+            "detectedAt": datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True)
+class Detection:
+    incidents: tuple[Incident, ...] = ()
+    failure_lines: int = 0
+    role_failures: tuple[str, ...] = field(default=())
+    """IAM roles API Gateway could not assume: AddPermission cannot fix those."""
+
+
+def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Detection:
+    """Incidents in one delivered batch; control messages and unrelated lines yield none."""
+    if batch.message_type == "CONTROL_MESSAGE":
+        return Detection()
+    if batch.message_type != "DATA_MESSAGE":
+        raise ParseError(f"unknown messageType {batch.message_type!r}")
+    api_id, stage = parse_log_group(batch.log_group)
+    lines = [(ts, parse_line(message)) for ts, message in batch.events]
+    first_seen = {line.request_id: ts for ts, line in reversed(lines)}
+    traces = group_by_request(line for _, line in lines)
+    failing = [t for t in traces if t.permission_failure]
+    windows: dict[int, list[RequestTrace]] = {}
+    for trace in failing:
+        ts = first_seen.get(trace.request_id, batch.events[0][0] if batch.events else 0)
+        windows.setdefault(ts // 1000 // window_seconds * window_seconds, []).append(trace)
+    incidents = tuple(
+        Incident(
+            api_id,
+            stage,
+            window,
+            batch.log_group,
+            len(group),
+            min(first_seen.get(t.request_id, 0) for t in group),
+            _hints(group),
+        )
+        for window, group in sorted(windows.items())
+    )
+    roles = tuple(sorted({t.assume_role_failure for t in traces if t.assume_role_failure is not None}))
+    failure_lines = sum(1 for _, line in lines if line.kind is LineKind.PERMISSION_FAILURE)
+    return Detection(incidents, failure_lines, roles)
+
+
+def _hints(traces: list[RequestTrace]) -> tuple[Hint, ...]:
+    """Hints that narrow the search, or none when any failure is unexplained: narrowing then could miss it."""
+    hints: list[Hint] = []
+    for trace in traces:
+        hint = Hint(
+            method=None if trace.authorizer_failure else trace.method,
+            resource_path=None if trace.authorizer_failure else trace.resource_path,
+            authorizer_id=trace.authorizer_id if trace.authorizer_failure else None,
+            function=trace.function_hint,
+        )
+        if hint == Hint():
+            return ()
+        if hint not in hints:
+            hints.append(hint)
+    return tuple(hints) if len(hints) <= MAX_HINTS else ()

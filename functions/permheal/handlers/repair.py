@@ -1,0 +1,26 @@
+"""Step "Repair the function's policy": one function+qualifier, read → plan → apply → verify."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from permheal.config import Settings
+from permheal.engine import FunctionGroup, Resolution, repair_group
+from permheal.errors import ParseError
+from permheal.handlers import adapters_for
+from permheal.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise ParseError("repair input must be an object")
+    group = FunctionGroup.from_dict(event.get("group"))
+    resolution = Resolution.from_dict({"allowed": True, "context": event.get("resolution")})
+    result = repair_group(adapters_for(context), resolution, group, Settings.from_env())
+    logger.info("repaired", extra={"change": result.change.to_dict(), "verified": result.verified})
+    return result.to_dict()

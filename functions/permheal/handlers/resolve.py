@@ -1,0 +1,20 @@
+"""Step "Resolve targets": what the API invokes, per the control plane, and whether it is allowlisted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from permheal.config import Settings
+from permheal.engine import ResolveRequest, resolve
+from permheal.handlers import adapters_for
+from permheal.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ResolveRequest.from_event(event.get("request") if isinstance(event, dict) else None)
+    return resolve(adapters_for(context), request, Settings.from_env()).to_dict()

@@ -1,0 +1,23 @@
+"""Step "Summarize for on-call": the result, the SNS subject and the human-readable message."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from permheal.engine import result_from_state
+from permheal.notify import notification
+from permheal.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = result_from_state(event.get("state"))
+    metrics.add_metric(name=f"Outcome_{result.outcome.value}", unit=MetricUnit.Count, value=1)
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    return notification(result, event.get("executionArn"), region).to_dict()
