@@ -218,7 +218,23 @@ def covers(broad: str, narrow: str) -> bool:
     """
     if not (is_arn_pattern(broad) and is_arn_pattern(narrow)):
         return False
+    if not _literal_ends_fit(broad, narrow):
+        return False
     return coverage_counterexample(broad, narrow) is None
+
+
+def _literal_ends_fit(broad: str, narrow: str) -> bool:
+    """Cheap necessary condition for coverage, so big policies are not an O(n²) of exact checks.
+
+    Every word ``broad`` matches starts with its literal prefix; a wildcard of ``narrow`` before
+    that prefix ends can always pick another character, so ``narrow``'s literal prefix must extend
+    ``broad``'s. The same holds for suffixes.
+    """
+    broad_parts, narrow_parts = _WILDCARD_RE.split(broad), _WILDCARD_RE.split(narrow)
+    return narrow_parts[0].startswith(broad_parts[0]) and narrow_parts[-1].endswith(broad_parts[-1])
+
+
+_WILDCARD_RE = re.compile(r"[*?]")
 
 
 def string_like_counterexample(broad: str, narrow: str) -> str | None:

@@ -112,7 +112,8 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.local.demo import run_demo
 
-    return run_demo(out, as_json=args.json)
+    code: int = run_demo(out, as_json=args.json)
+    return code
 
 
 def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
@@ -120,6 +121,14 @@ def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
 
     serve(args.port, out)
     return EXIT_OK
+
+
+def manual_execution_name(api: str) -> str:
+    """A readable, unique name (Step Functions shows it in the console and in the notification link)."""
+    import re
+    import uuid
+
+    return f"manual-{re.sub(r'[^0-9A-Za-z_-]', '_', api)[:40]}-{uuid.uuid4().hex[:12]}"
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

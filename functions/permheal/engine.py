@@ -10,7 +10,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
@@ -45,6 +45,14 @@ class Adapters:
     @classmethod
     def default(cls) -> Adapters:
         return cls(ApiGateway(), LambdaPolicies(), caller_identity, read_allowlist)
+
+
+MAX_STATE_FINDINGS = 50
+
+
+def capped(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Findings for the workflow state, bounded so a huge API stays under the 256 KB state limit."""
+    return [f.to_dict() for f in findings[:MAX_STATE_FINDINGS]]
 
 
 @dataclass(frozen=True)
@@ -90,16 +98,24 @@ class FunctionGroup:
     targets: tuple[Target, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"functionArn": self.function.arn, "targets": [t.to_dict() for t in self.targets]}
+        api = self.targets[0].api
+        return {
+            "functionArn": self.function.arn,
+            "function": asdict(self.function),
+            "api": asdict(api),
+            "targets": [t.site() for t in self.targets],
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> FunctionGroup:
         if not isinstance(data, dict) or not isinstance(data.get("targets"), list) or not data["targets"]:
             raise ParseError("a function group needs a non-empty list of targets")
-        targets = tuple(Target.from_dict(t) for t in data["targets"])
-        if len({t.function for t in targets}) != 1:
-            raise ParseError("every target of a function group must invoke the same function+qualifier")
-        return cls(targets[0].function, targets)
+        try:
+            function = FunctionRef(**data["function"])
+            api = ApiRef(**data["api"])
+        except (KeyError, TypeError) as exc:
+            raise ParseError(f"malformed function group: {exc!r}") from exc
+        return cls(function, tuple(Target.at_site(api, function, site) for site in data["targets"]))
 
 
 @dataclass(frozen=True)
@@ -117,7 +133,7 @@ class Resolution:
         return {
             "allowed": self.allowed,
             "groups": [g.to_dict() for g in self.groups],
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": capped(self.findings),
             "context": {
                 "apiId": self.api.api_id,
                 "apiName": self.api.name,
@@ -209,12 +225,10 @@ class RepairResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "change": self.change.to_dict(),
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": capped(self.findings),
             "verified": self.verified,
             "refusal": self.refusal,
             "error": self.error,
-            "policyBefore": self.policy_before,
-            "policyAfter": self.policy_after,
         }
 
     @classmethod
@@ -226,8 +240,6 @@ class RepairResult:
                 bool(data.get("verified", False)),
                 data.get("refusal"),
                 data.get("error"),
-                data.get("policyBefore") or {},
-                data.get("policyAfter") or {},
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ParseError(f"malformed repair result: {exc!r}") from exc
@@ -280,7 +292,7 @@ def repair(
         before.size_bytes,
         policy.size_bytes,
     )
-    return _verified(change, plan, before, policy, group)
+    return _verified(change, plan, before, policy, group, first_plan.findings)
 
 
 def _apply_step(
@@ -307,10 +319,16 @@ def _apply_step(
 
 
 def _verified(
-    change: Change, plan: Plan, before: Policy, after: Policy, group: FunctionGroup
+    change: Change,
+    plan: Plan,
+    before: Policy,
+    after: Policy,
+    group: FunctionGroup,
+    found: Sequence[Finding] = (),
 ) -> RepairResult:
+    """Findings are what the first read showed (what broke), plus what only the last read shows."""
     failing = [t for t in group.targets if not _allows(after, group.function, t)]
-    findings = tuple(plan.findings)
+    findings = _merge_findings(found, plan.findings)
     error = None
     if failing and not plan.refusal:
         error = "still not allowed after repair: " + ", ".join(t.source_arn for t in failing)
@@ -323,6 +341,14 @@ def _verified(
         policy_before=before.document(),
         policy_after=after.document(),
     )
+
+
+def _merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
+    """One finding per subject: a later read restating an earlier finding only changes its detail."""
+    merged: dict[Finding, Finding] = {}
+    for finding in (f for findings in lists for f in findings):
+        merged.setdefault(replace(finding, detail=""), finding)
+    return tuple(merged.values())
 
 
 def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:

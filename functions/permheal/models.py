@@ -56,40 +56,27 @@ class Target:
         stage = self.stage if scope is Scope.STAGE else "*"
         return f"{self.api.prefix}/{stage}/{method}{wildcard_path(str(self.resource_path))}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def site(self) -> dict[str, Any]:
+        """Where in the API this call happens; the API and function are carried by its group."""
         return {
             "kind": self.kind.value,
-            "partition": self.api.partition,
-            "region": self.api.region,
-            "account": self.api.account,
-            "apiId": self.api.api_id,
             "stage": self.stage,
             "method": self.method,
             "resourcePath": self.resource_path,
             "authorizerId": self.authorizer_id,
-            "function": {
-                "partition": self.function.partition,
-                "region": self.function.region,
-                "account": self.function.account,
-                "name": self.function.name,
-                "qualifier": self.function.qualifier,
-            },
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Target:
+    def at_site(cls, api: ApiRef, function: FunctionRef, site: dict[str, Any]) -> Target:
         try:
-            fn = data["function"]
             return cls(
-                kind=TargetKind(data["kind"]),
-                api=ApiRef(data["partition"], data["region"], data["account"], data["apiId"]),
-                stage=data["stage"],
-                function=FunctionRef(
-                    fn["partition"], fn["region"], fn["account"], fn["name"], fn["qualifier"]
-                ),
-                method=data.get("method"),
-                resource_path=data.get("resourcePath"),
-                authorizer_id=data.get("authorizerId"),
+                kind=TargetKind(site["kind"]),
+                api=api,
+                stage=site["stage"],
+                function=function,
+                method=site.get("method"),
+                resource_path=site.get("resourcePath"),
+                authorizer_id=site.get("authorizerId"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ParseError(f"malformed target: {exc!r}") from exc

@@ -159,10 +159,12 @@ def _plan(
     add = tuple(invoke_statement(g.sid, function.arn, str(g.source_pattern)) for g in new_grants)
     removed_sids = {r.sid for r in remove_first + remove_after}
     bytes_after = policy.with_changes(add, removed_sids).size_bytes
+    # Statements only the new grants cover go after the adds, so the adds must fit before them.
+    peak_bytes = policy.with_changes(add, {r.sid for r in remove_first}).size_bytes
     refusal = None
-    if bytes_after > POLICY_SIZE_LIMIT:
+    if peak_bytes > POLICY_SIZE_LIMIT:
         refusal = (
-            f"policy of {function.label} would be {bytes_after} bytes after the repair, "
+            f"policy of {function.label} would be {peak_bytes} bytes during the repair, "
             f"over the {POLICY_SIZE_LIMIT}-byte limit"
         )
         unresolved.extend(t for t in targets if t not in unresolved and not _allowed(policy, function, t))

@@ -38,7 +38,7 @@ class Policy:
             return cls((), revision_id)
         try:
             parsed = json.loads(document)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # absurd nesting raises RecursionError
             raise ParseError(f"policy is not JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             raise ParseError("policy document must be a JSON object")

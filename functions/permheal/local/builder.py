@@ -50,13 +50,7 @@ class World:
     def function(self, name: str, *, alias: str | None = None, versions: int = 0) -> str:
         """Create a function, publish `versions` versions and point `alias` at the latest one."""
         lam = self.client("lambda")
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=self._execution_role(),
-            Handler="index.handler",
-            Code={"ZipFile": _zip()},
-        )
+        self.create_function(name)
         version = "$LATEST"
         for _ in range(max(versions, 1 if alias else 0)):
             version = lam.publish_version(FunctionName=name)["Version"]
@@ -64,7 +58,28 @@ class World:
             lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
         return function_arn(name, region=self.region)
 
-    def _execution_role(self) -> str:
+    def create_function(
+        self,
+        name: str,
+        handler: str = "index.handler",
+        environment: dict[str, str] | None = None,
+        timeout: int = 60,
+        memory: int = 256,
+    ) -> str:
+        return str(
+            self.client("lambda").create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=self.execution_role(),
+                Handler=handler,
+                Code={"ZipFile": _zip()},
+                Environment={"Variables": environment or {}},
+                Timeout=timeout,
+                MemorySize=memory,
+            )["FunctionArn"]
+        )
+
+    def execution_role(self) -> str:
         if self._role is None:
             self._role = self.client("iam").create_role(
                 RoleName="permheal-fixture-role",

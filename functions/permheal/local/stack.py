@@ -1,0 +1,181 @@
+"""Deploy template.yaml's runtime pieces into the local AWS, from the real files.
+
+The functions (handler, environment), the state machine (statemachine/*.asl.json with its
+DefinitionSubstitutions), the topic, the dead-letter queue and the allowlist parameter are created
+as the template declares them, so the demo and the tests run what `sam deploy` would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from permheal.local.builder import ACCOUNT, World
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
+_SUB = re.compile(r"\$\{([A-Za-z0-9:._-]+)\}")
+
+
+@dataclass
+class LocalStack:
+    name: str
+    state_machine_arn: str
+    topic_arn: str
+    dead_letter_queue_url: str
+    functions: dict[str, str] = field(default_factory=dict)
+    """Logical id → deployed function name."""
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    from cfnlint.decode.cfn_yaml import load
+
+    template: dict[str, Any] = load(str(path))
+    return template
+
+
+def deploy(
+    world: World, parameters: Mapping[str, str] | None = None, stack_name: str = "permheal"
+) -> LocalStack:
+    """Create the stack's resources with boto3 against whatever endpoint `world` talks to."""
+    template = load_template()
+    # Fn::ForEach entries (log-group subscriptions) are lists: nothing the runtime needs.
+    resources: dict[str, Any] = {k: v for k, v in template["Resources"].items() if isinstance(v, dict)}
+    values = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    values.update(parameters or {})
+    region = world.region
+    refs: dict[str, Any] = {
+        **values,
+        "AWS::StackName": stack_name,
+        "AWS::Region": region,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::NoValue": None,
+    }
+    attributes: dict[tuple[str, str], Any] = {}
+    resolver = _Resolver(refs, attributes, template.get("Conditions", {}), template.get("Mappings", {}))
+
+    topic_id = _logical(resources, "AWS::SNS::Topic")
+    topic_arn = world.client("sns").create_topic(Name=f"{stack_name}-{topic_id}")["TopicArn"]
+    refs[topic_id] = topic_arn
+    attributes[(topic_id, "TopicArn")] = topic_arn
+    queue_id = _logical(resources, "AWS::SQS::Queue")
+    queue_url = world.client("sqs").create_queue(QueueName=f"{stack_name}-{queue_id}")["QueueUrl"]
+    refs[queue_id] = queue_url
+    attributes[(queue_id, "Arn")] = f"arn:aws:sqs:{region}:{ACCOUNT}:{stack_name}-{queue_id}"
+    attributes[(queue_id, "QueueUrl")] = queue_url
+    machine_id = _logical(resources, "AWS::Serverless::StateMachine")
+    machine_name = f"{stack_name}-{machine_id}"
+    machine_arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{machine_name}"
+    refs[machine_id] = machine_arn
+    attributes[(machine_id, "Arn")] = machine_arn
+    attributes[(machine_id, "Name")] = machine_name
+
+    functions = {
+        logical: spec for logical, spec in resources.items() if spec["Type"] == "AWS::Serverless::Function"
+    }
+    for logical, spec in functions.items():
+        name = resolver(spec["Properties"].get("FunctionName")) or f"{stack_name}-{logical}"
+        refs[logical] = name
+        attributes[(logical, "Arn")] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+
+    globals_ = template.get("Globals", {}).get("Function", {})
+    deployed: dict[str, str] = {}
+    for logical, spec in functions.items():
+        props = spec["Properties"]
+        env = {
+            **globals_.get("Environment", {}).get("Variables", {}),
+            **props.get("Environment", {}).get("Variables", {}),
+        }
+        world.create_function(
+            refs[logical],
+            handler=props["Handler"],
+            environment={k: str(v) for k, v in resolver(env).items() if v is not None},
+            timeout=int(props.get("Timeout", globals_.get("Timeout", 60))),
+            memory=int(props.get("MemorySize", globals_.get("MemorySize", 256))),
+        )
+        deployed[logical] = refs[logical]
+
+    for spec in resources.values():
+        if spec["Type"] == "AWS::SSM::Parameter" and resolver.condition(spec.get("Condition")):
+            props = resolver(spec["Properties"])
+            world.client("ssm").put_parameter(
+                Name=props["Name"], Type=props["Type"], Value=props["Value"], Overwrite=True
+            )
+
+    machine = resources[machine_id]["Properties"]
+    definition = (ROOT / machine["DefinitionUri"]).read_text()
+    substitutions = resolver(machine.get("DefinitionSubstitutions", {}))
+    definition = _SUB.sub(lambda m: str(substitutions.get(m[1], m[0])), definition)
+    world.client("stepfunctions").create_state_machine(
+        name=machine_name, definition=definition, roleArn=world.execution_role(), type="STANDARD"
+    )
+    return LocalStack(stack_name, machine_arn, topic_arn, queue_url, deployed)
+
+
+def _logical(resources: Mapping[str, Any], kind: str) -> str:
+    matches = [name for name, spec in resources.items() if spec.get("Type") == kind]
+    if len(matches) != 1:
+        raise ValueError(f"template must declare exactly one {kind}, found {matches}")
+    return matches[0]
+
+
+class _Resolver:
+    """Just enough of CloudFormation's intrinsic functions for the values the runtime reads."""
+
+    def __init__(
+        self,
+        refs: dict[str, Any],
+        attributes: dict[tuple[str, str], Any],
+        conditions: dict[str, Any],
+        mappings: dict[str, Any],
+    ):
+        self.refs, self.attributes, self.conditions, self.mappings = refs, attributes, conditions, mappings
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self.refs[arg]
+            if key == "Fn::GetAtt":
+                logical, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self.attributes[(logical, attribute)]
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+                return _SUB.sub(lambda m: str(extra.get(m[1], self._sub(m[1]))), text)
+            if key == "Fn::FindInMap":
+                name, top, second = (self(a) for a in arg)
+                return self.mappings[name][top][second]
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self(yes if self.condition(name) else no)
+            if key == "Fn::Join":
+                separator, items = arg
+                return separator.join(str(i) for i in self(items))
+            if key == "Fn::Equals":
+                return self(arg[0]) == self(arg[1])
+            if key == "Fn::Not":
+                return not self(arg[0])
+            if key in ("Fn::And", "Fn::Or"):
+                results = [self(a) for a in arg]
+                return all(results) if key == "Fn::And" else any(results)
+            if key == "Condition":
+                return self.condition(arg)
+        return {k: self(v) for k, v in value.items()}
+
+    def _sub(self, name: str) -> str:
+        if "." in name:
+            logical, attribute = name.split(".", 1)
+            return str(self.attributes[(logical, attribute)])
+        return str(self.refs[name])
+
+    def condition(self, name: str | None) -> bool:
+        return True if name is None else bool(self(self.conditions[name]))
