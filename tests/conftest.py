@@ -50,6 +50,19 @@ def world(aws: None) -> Any:
     return World()
 
 
+@pytest.fixture
+def stack(world: Any) -> Any:
+    """template.yaml deployed into moto with the real handlers behind every Lambda (allowlist: petstore)."""
+    from permheal.local import lambda_runtime
+    from permheal.local.stack import deploy
+
+    lambda_runtime.install()
+    try:
+        yield deploy(world, {"AllowedApis": "petstore"})
+    finally:
+        lambda_runtime.uninstall()
+
+
 @dataclass
 class CliRun:
     code: int

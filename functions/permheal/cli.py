@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     remediate.add_argument("--format", choices=("table", "json"), default="table")
     remediate.set_defaults(run=_remediate)
 
+    history = commands.add_parser("history", help="the audit ledger: applied changes, refusals, reverts")
+    history.add_argument("--api", metavar="API_ID")
+    history.add_argument("--function", metavar="FUNCTION_ARN[:QUALIFIER]")
+    history.add_argument("--format", choices=("table", "json"), default="table")
+    history.set_defaults(run=_history)
+
+    revert = commands.add_parser("revert", help="undo exactly what one recorded change altered")
+    revert.add_argument("change_id", metavar="CHANGE_ID")
+    revert.add_argument("--format", choices=("table", "json"), default="table")
+    revert.set_defaults(run=_revert)
+
+    clear = commands.add_parser("clear-flap", help="let permheal repair a function the flap breaker stopped")
+    clear.add_argument("function", metavar="FUNCTION_ARN[:QUALIFIER]")
+    clear.set_defaults(run=_clear_flap)
+
     demo = commands.add_parser("demo", help="the whole loop on an embedded local AWS (no account needed)")
     demo.add_argument("--json", action="store_true", help="print the timeline as JSON")
     demo.set_defaults(run=_demo)
@@ -71,7 +86,9 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.scan import scan
 
     settings = Settings.from_env()
-    findings = scan(Adapters.default(), args.api, args.stage, PlanOptions(settings.scope))
+    findings = scan(
+        Adapters.default(settings.ledger_table), args.api, args.stage, PlanOptions(settings.scope)
+    )
     if args.format == "json":
         json.dump({"findings": [f.to_dict() for f in findings]}, out, indent=2)
         out.write("\n")
@@ -87,7 +104,9 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     settings = Settings.from_env()
     if args.local:
         result = remediate(
-            Adapters.default(), ResolveRequest(args.api, args.stage, dry_run=args.dry_run), settings
+            Adapters.default(settings.ledger_table),
+            ResolveRequest(args.api, args.stage, dry_run=args.dry_run),
+            settings,
         )
     else:
         from permheal.adapters.workflow import Workflow, find_state_machine
@@ -107,6 +126,73 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(render_result(result))
     return EXIT_OK if result.outcome.succeeded else EXIT_ATTENTION
+
+
+def _ledger() -> Any:
+    import os
+
+    from permheal.adapters.ledger import Ledger
+    from permheal.adapters.workflow import find_stack_output
+
+    return Ledger(os.environ.get("PERMHEAL_LEDGER_TABLE") or find_stack_output("LedgerTableName"))
+
+
+def _history(args: argparse.Namespace, out: TextIO) -> int:
+    entries = _ledger().history(api_id=args.api, function=args.function)
+    if args.format == "json":
+        json.dump({"entries": [e.to_dict() for e in entries]}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    rows = [
+        (
+            e.change_id,
+            e.kind,
+            f"{e.api_name or e.api_id}/{e.stage or '*'}",
+            e.function_key.rsplit(":function:", 1)[-1],
+            " ".join([f"+{a['sid']}" for a in e.added] + [f"-{r['sid']}" for r in e.removed])
+            or e.detail[:60],
+            e.trigger,
+        )
+        for e in entries
+    ]
+    out.write(render_table(("CHANGE_ID", "KIND", "API/STAGE", "FUNCTION", "WHAT", "TRIGGER"), rows))
+    return EXIT_OK
+
+
+def _revert(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.engine import Adapters
+    from permheal.revert import revert
+
+    result = revert(Adapters.default(), _ledger(), args.change_id)
+    if args.format == "json":
+        json.dump(result.to_dict(), out, indent=2)
+        out.write("\n")
+    elif result.reverted:
+        out.write(
+            f"reverted {result.change_id} (recorded as {result.revert_id}): removed "
+            f"{', '.join(result.removed) or 'nothing'}; restored {', '.join(result.restored) or 'nothing'}\n"
+        )
+    else:
+        out.write(f"refused to revert {result.change_id}; nothing changed:\n")
+        out.writelines(f"  - {c}\n" for c in result.conflicts)
+    return EXIT_OK if result.reverted else EXIT_ATTENTION
+
+
+def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.adapters.ledger import EntryKind, LedgerEntry, function_key
+    from permheal.arns import parse_function
+
+    function = parse_function(args.function, partition="aws", region="-", account="-")
+    entry = _ledger().record(
+        LedgerEntry(
+            kind=EntryKind.CLEARED,
+            api_id="-",
+            function_key=function_key(function),
+            detail="flap breaker cleared by an operator",
+        )
+    )
+    out.write(f"cleared the flap breaker for {function.arn} ({entry.change_id})\n")
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:

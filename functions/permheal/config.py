@@ -29,6 +29,9 @@ class Settings:
     state_machine_arn: str | None = None
     topic_arn: str | None = None
     max_write_attempts: int = 5
+    ledger_table: str | None = None
+    flap_threshold: int = 3
+    flap_window_hours: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +44,9 @@ class Settings:
             consolidate=_flag(env, "PERMHEAL_CONSOLIDATE"),
             state_machine_arn=env.get("PERMHEAL_STATE_MACHINE_ARN") or None,
             topic_arn=env.get("PERMHEAL_TOPIC_ARN") or None,
+            ledger_table=env.get("PERMHEAL_LEDGER_TABLE") or None,
+            flap_threshold=_positive(env, "PERMHEAL_FLAP_THRESHOLD", 3),
+            flap_window_hours=_positive(env, "PERMHEAL_FLAP_WINDOW_HOURS", 24),
         )
 
     def dry_run(self, requested: bool = False) -> bool:
@@ -64,3 +70,16 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"{name}={raw!r} must be true or false")
     return raw in ("true", "1", "yes")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be a positive whole number")
+    return value

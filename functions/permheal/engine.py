@@ -11,11 +11,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
 from permheal.adapters.apigateway import ApiDefinition, ApiGateway, RestApi
 from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, StaleRevision
+from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry, function_key
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
 from permheal.errors import ConflictError, NotFoundError, ParseError
@@ -41,10 +43,12 @@ class Adapters:
     identity: Callable[[], Identity]
     allowlist: Callable[[str], Allowlist]
     sleep: Callable[[float], None] = time.sleep
+    ledger: Ledger | None = None
 
     @classmethod
-    def default(cls) -> Adapters:
-        return cls(ApiGateway(), LambdaPolicies(), caller_identity, read_allowlist)
+    def default(cls, ledger_table: str | None = None) -> Adapters:
+        ledger = Ledger(ledger_table) if ledger_table else None
+        return cls(ApiGateway(), LambdaPolicies(), caller_identity, read_allowlist, ledger=ledger)
 
 
 MAX_STATE_FINDINGS = 50
@@ -127,6 +131,8 @@ class Resolution:
     findings: tuple[Finding, ...] = ()
     existing_api_ids: frozenset[str] | None = None
     dry_run: bool = False
+    source: str = "manual"
+    execution_arn: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Workflow state: `groups` feed the Map, `context` goes to every repair."""
@@ -140,6 +146,8 @@ class Resolution:
                 "stage": self.stage,
                 "dryRun": self.dry_run,
                 "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
+                "source": self.source,
+                "executionArn": self.execution_arn,
             },
         }
 
@@ -156,17 +164,24 @@ class Resolution:
                 tuple(Finding.from_dict(f) for f in data.get("findings", [])),
                 None if existing is None else frozenset(existing),
                 bool(context.get("dryRun")),
+                str(context.get("source") or "manual"),
+                str(context.get("executionArn") or ""),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ParseError(f"malformed resolution: {exc!r}") from exc
 
 
-def resolve(adapters: Adapters, request: ResolveRequest, settings: Settings) -> Resolution:
+def resolve(
+    adapters: Adapters, request: ResolveRequest, settings: Settings, execution_arn: str = ""
+) -> Resolution:
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
     api = adapters.gateway.find_api(request.api)
     dry_run = settings.dry_run(request.dry_run)
+    trail = {"dry_run": dry_run, "source": request.source, "execution_arn": execution_arn}
     if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
-        return Resolution(api, request.stage, allowed=False, dry_run=dry_run)
+        refusal = Resolution(api, request.stage, allowed=False, **trail)  # type: ignore[arg-type]
+        _record(adapters, refusal, EntryKind.REFUSAL, "", detail="API is not in the allowlist")
+        return refusal
     identity = adapters.identity()
     definition = adapters.gateway.definition(api, request.stage)
     targets, findings = api_targets(definition, identity, adapters.gateway.region)
@@ -178,7 +193,7 @@ def resolve(adapters: Adapters, request: ResolveRequest, settings: Settings) -> 
         groups=group_by_function(chosen),
         findings=tuple(findings),
         existing_api_ids=adapters.gateway.all_api_ids(),
-        dry_run=dry_run,
+        **trail,  # type: ignore[arg-type]
     )
 
 
@@ -219,6 +234,7 @@ class RepairResult:
     verified: bool = True
     refusal: str | None = None
     error: str | None = None
+    flapping: bool = False
     policy_before: dict[str, Any] = field(default_factory=dict)
     policy_after: dict[str, Any] = field(default_factory=dict)
 
@@ -229,6 +245,7 @@ class RepairResult:
             "verified": self.verified,
             "refusal": self.refusal,
             "error": self.error,
+            "flapping": self.flapping,
         }
 
     @classmethod
@@ -240,6 +257,7 @@ class RepairResult:
                 bool(data.get("verified", False)),
                 data.get("refusal"),
                 data.get("error"),
+                bool(data.get("flapping", False)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ParseError(f"malformed repair result: {exc!r}") from exc
@@ -253,6 +271,7 @@ def repair(
     dry_run: bool,
     max_attempts: int = 5,
     api_names: dict[str, str] | None = None,
+    flap_guard: Callable[[FunctionRef], str | None] | None = None,
 ) -> RepairResult:
     """Read, plan, apply one step, re-read: until the plan is empty, then verify by evaluation.
 
@@ -268,6 +287,9 @@ def repair(
     before = policy
     if dry_run or first_plan.refusal or first_plan.empty:
         return _unapplied(first_plan, group)
+    flapping = flap_guard(function) if first_plan.add and flap_guard else None
+    if flapping:
+        return replace(_unapplied(first_plan, group), refusal=flapping, flapping=True)
 
     added: dict[str, AddedStatement] = {}
     removed: dict[str, RemovedStatement] = {}
@@ -398,13 +420,81 @@ def repair_group(
     identity = adapters.identity()
     if group.function.account != identity.account or any(t.api.api_id != api.api_id for t in group.targets):
         return _not_repaired(group, "targets must belong to the resolved API and to this account")
-    return repair(
+    result = repair(
         adapters,
         group,
         plan_options(settings, resolution),
         dry_run=resolution.dry_run or settings.dry_run(),
         max_attempts=settings.max_write_attempts,
         api_names={api.api_id: api.name},
+        flap_guard=_flap_guard(adapters, resolution, settings),
+    )
+    key = function_key(group.function)
+    if result.flapping:
+        _record(adapters, resolution, EntryKind.FLAPPING, key, detail=str(result.refusal))
+    elif result.refusal and not resolution.dry_run:
+        _record(adapters, resolution, EntryKind.REFUSAL, key, detail=result.refusal)
+    elif result.change.changed and not (resolution.dry_run or settings.dry_run()):
+        _record(adapters, resolution, EntryKind.REPAIR, key, result=result)
+    return result
+
+
+def _flap_guard(
+    adapters: Adapters, resolution: Resolution, settings: Settings
+) -> Callable[[FunctionRef], str | None] | None:
+    """Stop re-adding a grant something keeps removing (usually IaC drift) until an operator clears it."""
+    ledger = adapters.ledger
+    if ledger is None:
+        return None
+
+    def guard(function: FunctionRef) -> str | None:
+        window = timedelta(hours=settings.flap_window_hours)
+        repairs = ledger.recent_repairs(function_key(function), window)
+        if len(repairs) < settings.flap_threshold:
+            return None
+        when = ", ".join(f"{r.at} ({r.change_id})" for r in repairs[-settings.flap_threshold :])
+        return (
+            f"{function.label} was repaired {len(repairs)} times in {settings.flap_window_hours} h ({when}); "
+            f"something keeps removing its permission. Not repairing until cleared with "
+            f"`permheal clear-flap {function.arn}`"
+        )
+
+    return guard
+
+
+def _record(
+    adapters: Adapters,
+    resolution: Resolution,
+    kind: str,
+    key: str,
+    *,
+    result: RepairResult | None = None,
+    detail: str = "",
+) -> None:
+    """Write the audit trail; a run without a ledger (CLI --local, tests) records nothing."""
+    if adapters.ledger is None:
+        return
+    change = result.change if result else None
+    adapters.ledger.record(
+        LedgerEntry(
+            kind=kind,
+            api_id=resolution.api.api_id,
+            function_key=key,
+            execution_arn=resolution.execution_arn,
+            trigger=resolution.source,
+            api_name=resolution.api.name,
+            stage=resolution.stage or "",
+            added=tuple({"sid": a.sid, "sourceArn": a.source_arn} for a in change.added) if change else (),
+            removed=tuple(
+                {"sid": r.sid, "sourceArn": r.source_arn, "reason": r.reason, "statement": r.statement}
+                for r in change.removed
+            )
+            if change
+            else (),
+            policy_before=result.policy_before if result else {},
+            policy_after=result.policy_after if result else {},
+            detail=detail,
+        )
     )
 
 
@@ -417,9 +507,12 @@ def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> Remedi
     """One result for the whole API: the outcome on-call reads first, then every change and finding."""
     changes = tuple(r.change for r in repairs if r.change.changed)
     findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
-    problems = [r.error or r.refusal for r in repairs if r.error or r.refusal]
+    problems = [r.error or r.refusal for r in repairs if (r.error or r.refusal) and not r.flapping]
+    flapping = [r.refusal for r in repairs if r.flapping]
     if problems:
-        outcome, error = Outcome.FAILED, "; ".join(str(p) for p in problems)
+        outcome, error = Outcome.FAILED, "; ".join(str(p) for p in problems + flapping)
+    elif flapping:
+        outcome, error = Outcome.FLAPPING, "; ".join(str(p) for p in flapping)
     elif resolution.dry_run:
         outcome, error = Outcome.DRY_RUN, None
     else:

@@ -135,7 +135,7 @@ class Finding:
             values["kind"] = FindingKind(data["kind"])
             values["detail"] = data.get("detail") or ""
             return cls(**values)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # AttributeError: not a dict
             raise ParseError(f"malformed finding: {exc!r}") from exc
 
 
@@ -205,6 +205,7 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"
     REFUSED = "refused"
     FAILED = "failed"
+    FLAPPING = "flapping"
 
     @property
     def succeeded(self) -> bool:

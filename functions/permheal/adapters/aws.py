@@ -31,7 +31,7 @@ def client(service: str, region: str | None = None) -> Any:
     return boto3.client(service, region_name=region, config=_config())  # type: ignore[call-overload]
 
 
-def error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException | None) -> str:
     """The AWS error code of a botocore ClientError, '' for anything else."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):

@@ -74,17 +74,22 @@ def _failed_result(execution: Any) -> RemediationResult:
         return RemediationResult(Outcome.FAILED, None, None, error=error)
 
 
-def find_state_machine(stack_name: str | None = None) -> str:
-    """The state machine ARN from the deployed stack's outputs (PERMHEAL_STACK_NAME, default `permheal`)."""
-    name = stack_name or os.environ.get("PERMHEAL_STACK_NAME", "permheal")
+def find_state_machine() -> str:
+    """The state machine ARN from the deployed stack's outputs."""
+    return find_stack_output(STACK_OUTPUT)
+
+
+def find_stack_output(key: str) -> str:
+    """An output of the deployed stack (PERMHEAL_STACK_NAME, default `permheal`)."""
+    name = os.environ.get("PERMHEAL_STACK_NAME", "permheal")
     try:
         stacks = client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
         raise ConfigError(
-            f"no state machine ARN: pass --state-machine-arn, set PERMHEAL_STATE_MACHINE_ARN, "
+            f"cannot find {key}: set it with its flag or PERMHEAL_* variable, "
             f"or deploy the stack {name!r} ({exc})"
         ) from exc
     for output in stacks[0].get("Outputs", []):
-        if output["OutputKey"] == STACK_OUTPUT:
+        if output["OutputKey"] == key:
             return str(output["OutputValue"])
-    raise ConfigError(f"stack {name!r} has no {STACK_OUTPUT} output")
+    raise ConfigError(f"stack {name!r} has no {key} output")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from permheal.adapters.account import Identity
+from permheal.config import Settings
 from permheal.engine import Adapters
 
 
-def adapters_for(context: Any) -> Adapters:
+def adapters_for(context: Any, settings: Settings) -> Adapters:
     """Real adapters; the account comes from the function's own ARN instead of an STS call."""
-    adapters = Adapters.default()
+    adapters = Adapters.default(settings.ledger_table)
     arn = getattr(context, "invoked_function_arn", "") or ""
     parts = arn.split(":")
     if len(parts) >= 5 and parts[4].isdigit():

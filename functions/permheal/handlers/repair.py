@@ -21,6 +21,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise ParseError("repair input must be an object")
     group = FunctionGroup.from_dict(event.get("group"))
     resolution = Resolution.from_dict({"allowed": True, "context": event.get("resolution")})
-    result = repair_group(adapters_for(context), resolution, group, Settings.from_env())
+    settings = Settings.from_env()
+    result = repair_group(adapters_for(context, settings), resolution, group, settings)
     logger.info("repaired", extra={"change": result.change.to_dict(), "verified": result.verified})
     return result.to_dict()

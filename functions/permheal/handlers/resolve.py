@@ -16,5 +16,8 @@ from permheal.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = ResolveRequest.from_event(event.get("request") if isinstance(event, dict) else None)
-    return resolve(adapters_for(context), request, Settings.from_env()).to_dict()
+    payload = event if isinstance(event, dict) else {}
+    request = ResolveRequest.from_event(payload.get("request"))
+    settings = Settings.from_env()
+    execution_arn = str(payload.get("executionArn") or "")
+    return resolve(adapters_for(context, settings), request, settings, execution_arn).to_dict()
