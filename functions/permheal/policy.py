@@ -263,6 +263,8 @@ def gateway_grant(statement: Statement, position: int, resource_arn: str) -> Gat
                     return None
                 source_pattern = single
             elif pair == ("StringEquals", SOURCE_ACCOUNT_KEY):
+                if source_account is not None:  # keys are case-insensitive: a second one also applies
+                    return None
                 source_account = single
             else:
                 return None

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from permheal.local.builder import ACCOUNT, World
+from permheal.local.template import function_specs, load_template, state_machine_spec
+from permheal.local.template import resources as template_resources
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
@@ -30,20 +32,12 @@ class LocalStack:
     """Logical id → deployed function name."""
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    from cfnlint.decode.cfn_yaml import load
-
-    template: dict[str, Any] = load(str(path))
-    return template
-
-
 def deploy(
     world: World, parameters: Mapping[str, str] | None = None, stack_name: str = "permheal"
 ) -> LocalStack:
     """Create the stack's resources with boto3 against whatever endpoint `world` talks to."""
-    template = load_template()
-    # Fn::ForEach entries (log-group subscriptions) are lists: nothing the runtime needs.
-    resources: dict[str, Any] = {k: v for k, v in template["Resources"].items() if isinstance(v, dict)}
+    template = load_template(TEMPLATE)
+    resources = template_resources(template)
     values = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
     values.update(parameters or {})
     region = world.region
@@ -75,30 +69,31 @@ def deploy(
     attributes[(machine_id, "Arn")] = machine_arn
     attributes[(machine_id, "Name")] = machine_name
 
-    functions = {
-        logical: spec for logical, spec in resources.items() if spec["Type"] == "AWS::Serverless::Function"
-    }
-    for logical, spec in functions.items():
-        name = resolver(spec["Properties"].get("FunctionName")) or f"{stack_name}-{logical}"
+    for logical, spec in resources.items():
+        if spec["Type"] == "AWS::DynamoDB::Table":
+            props = resolver(spec["Properties"])
+            table = props.get("TableName") or f"{stack_name}-{logical}"
+            keys = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+            world.client("dynamodb").create_table(
+                TableName=table, **{k: props[k] for k in keys if k in props}
+            )
+            refs[logical] = table
+            attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
+
+    specs = function_specs(template)
+    for logical in specs:
+        name = resolver(resources[logical]["Properties"].get("FunctionName")) or f"{stack_name}-{logical}"
         refs[logical] = name
         attributes[(logical, "Arn")] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
-
-    globals_ = template.get("Globals", {}).get("Function", {})
-    deployed: dict[str, str] = {}
-    for logical, spec in functions.items():
-        props = spec["Properties"]
-        env = {
-            **globals_.get("Environment", {}).get("Variables", {}),
-            **props.get("Environment", {}).get("Variables", {}),
-        }
+    for logical, function in specs.items():
+        environment = resolver(function.environment)
         world.create_function(
             refs[logical],
-            handler=props["Handler"],
-            environment={k: str(v) for k, v in resolver(env).items() if v is not None},
-            timeout=int(props.get("Timeout", globals_.get("Timeout", 60))),
-            memory=int(props.get("MemorySize", globals_.get("MemorySize", 256))),
+            handler=function.handler,
+            environment={k: str(v) for k, v in environment.items() if v is not None},
+            timeout=function.timeout,
+            memory=function.memory,
         )
-        deployed[logical] = refs[logical]
 
     for spec in resources.values():
         if spec["Type"] == "AWS::SSM::Parameter" and resolver.condition(spec.get("Condition")):
@@ -107,14 +102,15 @@ def deploy(
                 Name=props["Name"], Type=props["Type"], Value=props["Value"], Overwrite=True
             )
 
-    machine = resources[machine_id]["Properties"]
-    definition = (ROOT / machine["DefinitionUri"]).read_text()
-    substitutions = resolver(machine.get("DefinitionSubstitutions", {}))
-    definition = _SUB.sub(lambda m: str(substitutions.get(m[1], m[0])), definition)
+    definition_path, substitutions = state_machine_spec(template, machine_id, ROOT)
+    values_by_name = resolver(substitutions)
+    definition = _SUB.sub(lambda m: str(values_by_name.get(m[1], m[0])), definition_path.read_text())
     world.client("stepfunctions").create_state_machine(
         name=machine_name, definition=definition, roleArn=world.execution_role(), type="STANDARD"
     )
-    return LocalStack(stack_name, machine_arn, topic_arn, queue_url, deployed)
+    return LocalStack(
+        stack_name, machine_arn, topic_arn, queue_url, {logical: refs[logical] for logical in specs}
+    )
 
 
 def _logical(resources: Mapping[str, Any], kind: str) -> str:

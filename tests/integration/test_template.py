@@ -1,0 +1,849 @@
+"""template.yaml: it lints, it matches the ASL and the code, and its IAM is least privilege.
+
+The IAM checks walk every policy statement the template declares (function and state machine
+`Policies`, any `AWS::IAM::*` resource), so a new permission fails here until it is argued for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from permheal.config import Mode, Settings
+from permheal.local.template import (
+    FunctionSpec,
+    TemplateError,
+    function_specs,
+    load_template,
+    resolve_mappings,
+    resources,
+    state_machine_spec,
+)
+from permheal.logparse import PERMISSION_FAILURE_PHRASE
+from permheal.models import Scope
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+STATE_MACHINE = "RemediationStateMachine"
+SAM_KINDS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+STEP_FUNCTIONS = ("ResolveTargetsFunction", "RepairPolicyFunction", "SummarizeFunction")
+ALLOWLIST_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}"
+ANY_FUNCTION_ARN = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}
+# Vended-logs delivery for the state machine: these actions have no resource-level permissions.
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(owner logical id, statement) for every IAM statement the template declares."""
+    return list(_statements(template))
+
+
+def _statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in resources(template).items():
+        kind, props = resource["Type"], resource.get("Properties", {})
+        documents: list[Any] = []
+        if kind in SAM_KINDS:
+            documents.extend(p for p in _as_list(props.get("Policies") or []) if _is_document(p))
+        elif kind == "AWS::IAM::Role":
+            documents.extend(p["PolicyDocument"] for p in props.get("Policies") or [])
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents.append(props["PolicyDocument"])
+        for document in documents:
+            for statement in _as_list(document["Statement"]):
+                yield logical_id, statement
+
+
+def _is_document(policy: Any) -> bool:
+    return isinstance(policy, dict) and "Statement" in policy and set(policy) <= {"Version", "Statement"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return _as_list(statement.get("Action", []))
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    return _as_list(statement.get("Resource", []))
+
+
+def _with_action(
+    statements: list[tuple[str, dict[str, Any]]], action: str
+) -> list[tuple[str, dict[str, Any]]]:
+    return [(owner, s) for owner, s in statements if action in _actions(s)]
+
+
+def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    props: dict[str, Any] = resources(template)[logical_id]["Properties"]
+    return props
+
+
+def _placeholders() -> set[str]:
+    return set(re.findall(r"\$\{([^}]+)\}", (ROOT / "statemachine" / "remediation.asl.json").read_text()))
+
+
+# ---------------------------------------------------------------------------------------- lint
+
+
+def test_cfn_lint_passes_on_the_template() -> None:
+    # Given the cfn-lint installed next to this interpreter
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    assert cfn_lint.exists(), f"cfn-lint is not installed in {cfn_lint.parent}"
+    # When it lints the template
+    run = subprocess.run(
+        [str(cfn_lint), str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    # Then it reports nothing (warnings included)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ---------------------------------------------------------------------------------------- ASL
+
+
+def test_every_asl_placeholder_has_a_definition_substitution(template: dict[str, Any]) -> None:
+    # Given the placeholders the ASL uses
+    used = _placeholders()
+    # When the template's substitutions are read
+    _, substitutions = state_machine_spec(template)
+    # Then each placeholder is filled
+    assert used, "the ASL uses no ${...} placeholder"
+    assert used - set(substitutions) == set()
+
+
+def test_every_definition_substitution_is_used_by_the_asl(template: dict[str, Any]) -> None:
+    # Given the template's substitutions
+    _, substitutions = state_machine_spec(template)
+    # When they are compared with the ASL's placeholders
+    unused = set(substitutions) - _placeholders()
+    # Then none is dead
+    assert unused == set()
+
+
+def test_state_machine_definition_is_the_asl_file_in_statemachine(template: dict[str, Any]) -> None:
+    # Given the state machine's DefinitionUri
+    path, _ = state_machine_spec(template, base_dir=ROOT)
+    # When it is resolved against the project root
+    # Then it is the ASL file the tests run
+    assert path == ROOT / "statemachine" / "remediation.asl.json"
+    assert path.is_file()
+
+
+def test_the_workflow_steps_are_the_three_step_functions_and_the_topic(template: dict[str, Any]) -> None:
+    # Given the substitutions
+    _, substitutions = state_machine_spec(template)
+    # When their values are read
+    # Then each step function's ARN and the topic fill them
+    assert substitutions == {
+        "ResolveTargetsFunctionArn": {"Fn::GetAtt": ["ResolveTargetsFunction", "Arn"]},
+        "RepairPolicyFunctionArn": {"Fn::GetAtt": ["RepairPolicyFunction", "Arn"]},
+        "SummarizeFunctionArn": {"Fn::GetAtt": ["SummarizeFunction", "Arn"]},
+        "NotificationTopicArn": {"Ref": "NotificationTopic"},
+    }
+
+
+# ---------------------------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize(
+    "logical_id", ["DetectorFunction", "ResolveTargetsFunction", "RepairPolicyFunction", "SummarizeFunction"]
+)
+def test_every_handler_is_importable_and_has_lambda_handler(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    # Given the function's Handler
+    handler = function_specs(template)[logical_id].handler
+    module_name, _, attribute = handler.rpartition(".")
+    # When its module is imported the way Lambda does
+    module = importlib.import_module(module_name)
+    # Then it exposes a callable lambda_handler
+    assert attribute == "lambda_handler"
+    assert callable(getattr(module, attribute, None))
+
+
+def test_template_declares_exactly_the_four_functions(template: dict[str, Any]) -> None:
+    # Given the template
+    # When its functions are listed
+    specs = function_specs(template)
+    # Then they are the detector and the three workflow steps
+    assert set(specs) == {"DetectorFunction", *STEP_FUNCTIONS}
+
+
+def test_function_names_and_log_groups_follow_the_handler_module(template: dict[str, Any]) -> None:
+    # Given each function's handler module (detect, resolve, repair, summarize)
+    for logical_id, spec in function_specs(template).items():
+        role = spec.handler.split(".")[-2]
+        props = _props(template, logical_id)
+        # When its name and log group are read
+        log_group = _props(template, props["LoggingConfig"]["LogGroup"]["Ref"])
+        # Then both are named after the stack and the role, and logs are kept 30 days
+        assert props["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{role}"}
+        assert log_group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{role}"}
+        assert log_group["RetentionInDays"] == 30
+
+
+def test_globals_configure_the_runtime_and_observability(template: dict[str, Any]) -> None:
+    # Given the Globals every function inherits
+    defaults = template["Globals"]["Function"]
+    # When they are read
+    # Then Python 3.12 on arm64 with X-Ray and Powertools settings is the baseline
+    assert defaults["Runtime"] == "python3.12"
+    assert defaults["Architectures"] == ["arm64"]
+    assert defaults["CodeUri"] == "functions/"
+    assert defaults["Tracing"] == "Active"
+    assert (defaults["MemorySize"], defaults["Timeout"]) == (256, 60)
+    assert defaults["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "permheal",
+        "POWERTOOLS_METRICS_NAMESPACE": "Permheal",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PERMHEAL_MODE": {"Ref": "Mode"},
+        "PERMHEAL_SCOPE": {"Ref": "Scope"},
+        "PERMHEAL_PRUNE_STALE": {"Ref": "PruneStale"},
+        "PERMHEAL_ALLOWLIST_PARAM": {"Fn::FindInMap": ["Constants", "Allowlist", "ParameterName"]},
+        "PERMHEAL_LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "PERMHEAL_FLAP_THRESHOLD": {"Ref": "FlapThreshold"},
+        "PERMHEAL_FLAP_WINDOW_HOURS": {"Ref": "FlapWindowHours"},
+    }
+
+
+def test_detector_gets_the_workflow_the_queue_and_the_window(template: dict[str, Any]) -> None:
+    # Given the detector's merged environment
+    environment = function_specs(template)["DetectorFunction"].environment
+    # When the settings its handler reads are looked up
+    # Then they point at the stack's own resources and parameter
+    assert environment["PERMHEAL_STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE}
+    assert environment["PERMHEAL_DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+    assert environment["PERMHEAL_INCIDENT_WINDOW_SECONDS"] == {"Ref": "IncidentWindowSeconds"}
+
+
+def test_detector_failures_reach_the_dead_letter_queue_after_two_retries(template: dict[str, Any]) -> None:
+    # Given the detector's asynchronous invocation settings
+    config = _props(template, "DetectorFunction")["EventInvokeConfig"]
+    # When they are read
+    # Then two retries happen before the event lands in the DLQ
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+    }
+
+
+def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(template: dict[str, Any]) -> None:
+    # Given the dead-letter queue
+    queue = _props(template, "DeadLetterQueue")
+    # When it is read
+    # Then SSE-SQS is on and retention is the maximum
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+# ---------------------------------------------------------------------------------------- IAM
+
+
+def test_iam_statements_are_found(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given the walk over the template's IAM policies
+    # When its owners are collected
+    owners = {owner for owner, _ in statements}
+    # Then it saw every role that has permissions (the proofs below are not vacuous)
+    assert owners == {"DetectorFunction", "ResolveTargetsFunction", "RepairPolicyFunction", STATE_MACHINE}
+
+
+def test_sam_policies_are_inline_documents_only(template: dict[str, Any]) -> None:
+    # Given the Policies of every SAM function and state machine
+    policies = [
+        (name, policy)
+        for name, r in resources(template).items()
+        if r["Type"] in SAM_KINDS
+        for policy in _as_list(r["Properties"].get("Policies") or [])
+    ]
+    # When each entry is classified
+    other = [(name, policy) for name, policy in policies if not _is_document(policy)]
+    # Then all are inline statements: no managed policy, no SAM policy template (their actions are unseen)
+    assert policies
+    assert other == []
+
+
+def test_no_iam_action_contains_a_wildcard(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given every IAM statement
+    # When their actions are listed
+    wild = [(owner, action) for owner, s in statements for action in _actions(s) if "*" in action]
+    # Then none is a pattern
+    assert wild == []
+
+
+def test_every_statement_allows_named_actions_on_named_resources(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given every IAM statement
+    # When their shape is checked
+    odd = [
+        (owner, s)
+        for owner, s in statements
+        if s.get("Effect") != "Allow"
+        or {"NotAction", "NotResource", "NotPrincipal"} & set(s)
+        or not _resources(s)
+    ]
+    # Then each is a plain Allow of listed actions on listed resources
+    assert odd == []
+
+
+def test_resource_wildcard_only_for_log_delivery_actions(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given the statements whose Resource is "*"
+    unscoped = [(owner, s) for owner, s in statements if "*" in _resources(s)]
+    # When their actions are listed
+    actions = {action for _, s in unscoped for action in _actions(s)}
+    # Then only the state machine's vended-logs delivery actions, which have no resource-level permissions
+    assert {owner for owner, _ in unscoped} <= {STATE_MACHINE}
+    assert actions <= LOG_DELIVERY_ACTIONS
+
+
+def test_each_role_has_exactly_the_expected_actions(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given every statement by owner
+    granted: dict[str, set[str]] = {}
+    for owner, s in statements:
+        granted.setdefault(owner, set()).update(_actions(s))
+    # When compared with what each step needs
+    # Then nothing more is granted (SummarizeFunction makes no AWS call and has no statement)
+    assert granted == {
+        "DetectorFunction": {"states:StartExecution", "sqs:SendMessage"},
+        "ResolveTargetsFunction": {"apigateway:GET", "ssm:GetParameter", "dynamodb:PutItem"},
+        "RepairPolicyFunction": {
+            "lambda:GetPolicy",
+            "lambda:GetFunctionConfiguration",
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "ssm:GetParameter",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+        },
+        STATE_MACHINE: {"lambda:InvokeFunction", "sns:Publish", *LOG_DELIVERY_ACTIONS},
+    }
+
+
+@pytest.mark.parametrize("action", ["lambda:AddPermission", "lambda:RemovePermission"])
+def test_policy_edits_only_for_the_apigateway_principal(
+    statements: list[tuple[str, dict[str, Any]]], action: str
+) -> None:
+    # Given every statement that allows editing a function's resource policy
+    found = _with_action(statements, action)
+    # When its actions, resources and condition are read
+    # Then it is the repair step's, limited to API Gateway grants on this account's functions
+    assert found, f"no statement allows {action}"
+    for owner, s in found:
+        assert owner == "RepairPolicyFunction"
+        assert set(_actions(s)) <= {"lambda:AddPermission", "lambda:RemovePermission"}
+        assert _resources(s) == [ANY_FUNCTION_ARN]
+        assert s.get("Condition") == {"StringEquals": {"lambda:Principal": "apigateway.amazonaws.com"}}
+
+
+def test_policy_reads_only_on_this_accounts_functions(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given the statements that read function policies and configurations
+    found = _with_action(statements, "lambda:GetPolicy") + _with_action(
+        statements, "lambda:GetFunctionConfiguration"
+    )
+    # When their resources are read
+    # Then they are functions (any qualifier) of this account and region only
+    assert found
+    assert {owner for owner, _ in found} == {"RepairPolicyFunction"}
+    assert all(_resources(s) == [ANY_FUNCTION_ARN] for _, s in found)
+
+
+def test_start_execution_only_on_the_remediation_state_machine(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given the statements that start executions
+    found = _with_action(statements, "states:StartExecution")
+    # When their resources are read
+    # Then only the detector may start, and only this stack's workflow
+    assert [owner for owner, _ in found] == ["DetectorFunction"]
+    assert all(_actions(s) == ["states:StartExecution"] for _, s in found)
+    assert all(_resources(s) == [{"Ref": STATE_MACHINE}] for _, s in found)
+
+
+def test_ssm_access_is_only_get_parameter_on_the_allowlist(
+    template: dict[str, Any], statements: list[tuple[str, dict[str, Any]]]
+) -> None:
+    # Given every statement with an SSM action
+    found = [(owner, s) for owner, s in statements if any(a.startswith("ssm:") for a in _actions(s))]
+    allowlist = resolve_mappings(template, _props(template, "AllowlistParameter")["Name"])
+    # When its actions and resources are read (mappings resolved)
+    # Then it reads exactly the allowlist parameter, nothing else
+    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
+    for _, s in found:
+        assert _actions(s) == ["ssm:GetParameter"]
+        assert resolve_mappings(template, _resources(s)) == [
+            {"Fn::Sub": [ALLOWLIST_ARN, {"Name": allowlist}]}
+        ]
+
+
+def test_state_machine_may_invoke_only_its_three_step_functions(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given every statement that invokes Lambda functions
+    found = _with_action(statements, "lambda:InvokeFunction")
+    # When their owners and resources are read
+    invoked = [r for _, s in found for r in _resources(s)]
+    # Then only the state machine invokes, and only the three steps
+    assert {owner for owner, _ in found} == {STATE_MACHINE}
+    assert all(_actions(s) == ["lambda:InvokeFunction"] for _, s in found)
+    assert sorted(invoked, key=str) == sorted(({"Fn::GetAtt": [f, "Arn"]} for f in STEP_FUNCTIONS), key=str)
+
+
+def test_state_machine_publishes_only_to_the_notification_topic(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given every statement that publishes to SNS
+    found = _with_action(statements, "sns:Publish")
+    # When their owners and resources are read
+    # Then only the workflow publishes, and only to the stack's topic
+    assert [owner for owner, _ in found] == [STATE_MACHINE]
+    assert all(_resources(s) == [{"Ref": "NotificationTopic"}] for _, s in found)
+
+
+def test_detector_sends_only_to_the_dead_letter_queue(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given every statement that sends SQS messages
+    found = _with_action(statements, "sqs:SendMessage")
+    # When their owners and resources are read
+    # Then only the detector sends, and only to the DLQ
+    assert [owner for owner, _ in found] == ["DetectorFunction"]
+    assert all(_resources(s) == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}] for _, s in found)
+
+
+def test_control_plane_reads_are_limited_to_api_listings(
+    statements: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Given every API Gateway statement
+    found = [(owner, s) for owner, s in statements if any(a.startswith("apigateway:") for a in _actions(s))]
+    # When its actions and resources are read
+    paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
+    # Then the resolver may only GET REST APIs (and their sub-resources) and list v2 API ids
+    assert {owner for owner, _ in found} == {"ResolveTargetsFunction"}
+    assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
+    assert paths == {"/restapis", "/restapis/*", "/apis"}
+
+
+# ---------------------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    ("parameter", "allowed", "default"),
+    [
+        # design.md: PERMHEAL_MODE=enforce|dry-run; the code's Mode enum is the same list
+        ("Mode", ["enforce", "dry-run"], "enforce"),
+        # design.md "Scope": method (default), stage or api; the code's Scope enum is the same list
+        ("Scope", ["method", "stage", "api"], "method"),
+        # design.md "Deployment": account-policy | log-groups with a list
+        ("SubscriptionMode", ["account-policy", "log-groups"], "account-policy"),
+        # design.md: stale grants removed only when PERMHEAL_PRUNE_STALE=true
+        ("PruneStale", ["true", "false"], "false"),
+    ],
+)
+def test_parameter_allowed_values_match_design(
+    template: dict[str, Any], parameter: str, allowed: list[str], default: str
+) -> None:
+    # Given the parameter's declaration
+    spec = template["Parameters"][parameter]
+    # When its choices and default are read
+    # Then they are the documented ones, the default being the conservative choice
+    assert spec["AllowedValues"] == allowed
+    assert str(spec["Default"]) == default
+    assert spec["Description"]
+
+
+def test_mode_and_scope_choices_are_what_the_code_accepts(template: dict[str, Any]) -> None:
+    # Given the enums the settings are parsed into
+    # When compared with the template's choices
+    # Then a deployable value is always a valid setting
+    assert template["Parameters"]["Mode"]["AllowedValues"] == [m.value for m in Mode]
+    assert template["Parameters"]["Scope"]["AllowedValues"] == [s.value for s in Scope]
+
+
+def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
+    # Given every parameter
+    parameters = template["Parameters"]
+    # When their descriptions are read
+    # Then each has one and the list is the documented one
+    assert set(parameters) == {
+        "AllowedApis",
+        "Mode",
+        "Scope",
+        "NotificationEmail",
+        "SubscriptionMode",
+        "ExecutionLogGroups",
+        "PruneStale",
+        "IncidentWindowSeconds",
+        "FlapThreshold",
+        "FlapWindowHours",
+    }
+    assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
+
+
+def test_allowlist_parameter_exists_only_when_apis_are_allowed(template: dict[str, Any]) -> None:
+    # Given the allowlist parameter and its condition
+    resource = resources(template)["AllowlistParameter"]
+    # When AllowedApis is left empty (its default)
+    # Then the parameter is not created, so the allowlist is missing and nothing is allowed
+    assert template["Parameters"]["AllowedApis"]["Default"] == ""
+    assert resource["Condition"] == "HasAllowedApis"
+    assert template["Conditions"]["HasAllowedApis"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AllowedApis"}, ""]}]
+    }
+    assert resource["Properties"]["Type"] == "StringList"
+    assert resource["Properties"]["Value"] == {"Ref": "AllowedApis"}
+
+
+def test_allowlist_name_is_one_value_used_everywhere(template: dict[str, Any]) -> None:
+    # Given every place that names the allowlist parameter
+    names = {
+        "parameter": resolve_mappings(template, _props(template, "AllowlistParameter")["Name"]),
+        "environment": function_specs(template)["RepairPolicyFunction"].environment[
+            "PERMHEAL_ALLOWLIST_PARAM"
+        ],
+        "output": resolve_mappings(template, template["Outputs"]["AllowlistParameterName"]["Value"]),
+    }
+    # When they are compared
+    # Then they agree with each other and with the code's default
+    assert set(names.values()) == {Settings().allowlist_param}
+
+
+def test_email_subscription_exists_only_with_an_address(template: dict[str, Any]) -> None:
+    # Given the email subscription
+    resource = resources(template)["NotificationEmailSubscription"]
+    # When NotificationEmail is empty (its default)
+    # Then no subscription is created
+    assert template["Parameters"]["NotificationEmail"]["Default"] == ""
+    assert resource["Condition"] == "HasEmail"
+    assert resource["Properties"]["TopicArn"] == {"Ref": "NotificationTopic"}
+
+
+# ---------------------------------------------------------------------------------------- subscription
+
+
+def test_filter_pattern_is_the_quoted_phrase_the_parser_looks_for(template: dict[str, Any]) -> None:
+    # Given the template's filter pattern
+    pattern = template["Mappings"]["Constants"]["Subscription"]["FilterPattern"]
+    # When compared with the log parser's phrase
+    # Then it is that exact phrase, quoted (a phrase match, case-sensitive)
+    assert pattern == f'"{PERMISSION_FAILURE_PHRASE}"'
+
+
+def test_account_policy_sends_matching_events_to_the_detector(template: dict[str, Any]) -> None:
+    # Given the account-level subscription policy
+    resource = resources(template)["PermissionFailureAccountPolicy"]
+    props = resource["Properties"]
+    # When its document is read
+    document = resolve_mappings(template, props["PolicyDocument"]["Fn::ToJsonString"])
+    # Then it targets the detector with the phrase filter, in account-policy mode only
+    assert resource["Condition"] == "UseAccountPolicy"
+    assert resource["DependsOn"] == "DetectorLogsPermission"
+    assert (props["PolicyType"], props["Scope"]) == ("SUBSCRIPTION_FILTER_POLICY", "ALL")
+    assert document == {
+        "DestinationArn": {"Fn::GetAtt": ["DetectorFunction", "Arn"]},
+        "FilterPattern": f'"{PERMISSION_FAILURE_PHRASE}"',
+        "Distribution": "Random",
+    }
+
+
+def test_account_policy_excludes_every_permheal_log_group(template: dict[str, Any]) -> None:
+    # Given every log group the stack creates
+    log_groups = {name for name, r in resources(template).items() if r["Type"] == "AWS::Logs::LogGroup"}
+    # When the account policy's selection criteria are read
+    criteria = _props(template, "PermissionFailureAccountPolicy")["SelectionCriteria"]["Fn::Sub"]
+    # Then each of them is excluded (permheal never reads its own logs)
+    assert criteria.startswith("LogGroupName NOT IN [")
+    assert set(re.findall(r'"\$\{(\w+)\}"', criteria)) == log_groups
+    assert len(log_groups) == 5
+
+
+def test_log_groups_mode_subscribes_each_listed_group(template: dict[str, Any]) -> None:
+    # Given the Fn::ForEach over ExecutionLogGroups
+    identifier, collection, body = template["Resources"]["Fn::ForEach::ExecutionLogSubscriptions"]
+    ((logical_id, resource),) = body.items()
+    # When its generated resource is read
+    props = resource["Properties"]
+    # Then each listed group gets a filter to the detector, in log-groups mode only
+    assert collection == {"Ref": "ExecutionLogGroups"}
+    assert logical_id == f"PermissionFailureSubscription&{{{identifier}}}"
+    assert resource["Type"] == "AWS::Logs::SubscriptionFilter"
+    assert resource["Condition"] == "UseLogGroups"
+    assert resource["DependsOn"] == "DetectorLogsPermission"
+    assert props["LogGroupName"] == {"Ref": identifier}
+    assert props["DestinationArn"] == {"Fn::GetAtt": ["DetectorFunction", "Arn"]}
+    assert resolve_mappings(template, props["FilterPattern"]) == f'"{PERMISSION_FAILURE_PHRASE}"'
+
+
+def test_cloudwatch_logs_may_invoke_the_detector_from_this_account_only(template: dict[str, Any]) -> None:
+    # Given the detector's resource-based permission
+    props = _props(template, "DetectorLogsPermission")
+    # When it is read
+    # Then only CloudWatch Logs of this account and region may invoke it
+    assert props["Principal"] == "logs.amazonaws.com"
+    assert props["Action"] == "lambda:InvokeFunction"
+    assert props["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert props["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
+    }
+
+
+# ---------------------------------------------------------------------------------------- workflow, alarms
+
+
+def test_state_machine_is_standard_traced_and_logs_errors_without_data(template: dict[str, Any]) -> None:
+    # Given the state machine
+    props = _props(template, STATE_MACHINE)
+    # When its type, tracing and logging are read
+    logging = props["Logging"]
+    # Then it is a Standard (idempotent StartExecution) workflow that logs errors but no payloads
+    assert props["Type"] == "STANDARD"
+    assert props["Tracing"] == {"Enabled": True}
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ERROR", False)
+    assert logging["Destinations"] == [
+        {
+            "CloudWatchLogsLogGroup": {
+                "LogGroupArn": {"Fn::GetAtt": ["RemediationStateMachineLogGroup", "Arn"]}
+            }
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "metric"),
+    [
+        ("AWS/States", "ExecutionsFailed"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("Permheal", "UndecodablePayloads"),
+    ],
+)
+def test_alarm_notifies_the_topic(template: dict[str, Any], namespace: str, metric: str) -> None:
+    # Given the stack's alarms
+    alarms = [r["Properties"] for r in resources(template).values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    # When the one on this metric is found
+    matching = [a for a in alarms if (a["Namespace"], a["MetricName"]) == (namespace, metric)]
+    # Then it exists once and pages on-call through the topic
+    assert len(matching) == 1
+    assert matching[0]["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+
+
+def test_undecodable_payloads_alarm_watches_the_detectors_metric(template: dict[str, Any]) -> None:
+    # Given the Powertools namespace and service every function uses
+    environment = function_specs(template)["DetectorFunction"].environment
+    # When the alarm on the custom metric is read
+    alarm = _props(template, "UndecodablePayloadsAlarm")
+    # Then it looks where Powertools Metrics publishes (namespace, `service` dimension)
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_outputs_are_the_documented_ones(template: dict[str, Any]) -> None:
+    # Given the stack's outputs
+    outputs = template["Outputs"]
+    # When they are listed
+    # Then the CLI and operators find what they need (StateMachineArn is read by `permheal remediate`)
+    assert set(outputs) == {
+        "StateMachineArn",
+        "NotificationTopicArn",
+        "DeadLetterQueueUrl",
+        "AllowlistParameterName",
+        "LedgerTableName",
+        "DetectorFunctionArn",
+    }
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": STATE_MACHINE}
+
+
+# ------------------------------------------------------------------------------ permheal.local.template
+
+SMALL = """\
+Transform: AWS::Serverless-2016-10-31
+Mappings:
+  Constants:
+    Names:
+      Param: /x/allowed
+Globals:
+  Function:
+    Timeout: 30
+    MemorySize: 512
+    Environment:
+      Variables:
+        SHARED: global
+        OVERRIDDEN: global
+        FROM_MAP: !FindInMap [Constants, Names, Param]
+Resources:
+  Fn::ForEach::Things:
+    - Item
+    - [a, b]
+    - Thing&{Item}:
+        Type: AWS::SNS::Topic
+  Step:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: pkg.step.lambda_handler
+      Timeout: 5
+      Environment:
+        Variables:
+          OVERRIDDEN: function
+          TARGET: !Ref Machine
+          ARN: !GetAtt Step.Arn
+          TEXT: !Sub "${AWS::StackName}-x"
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties:
+      Handler: pkg.plain.handler
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      DefinitionUri: statemachine/flow.asl.json
+      DefinitionSubstitutions:
+        StepArn: !GetAtt Step.Arn
+        Param: !FindInMap [Constants, Names, Param]
+"""
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "template.yaml"
+    path.write_text(SMALL)
+    return load_template(path)
+
+
+def test_load_template_turns_short_form_tags_into_plain_long_form(small: dict[str, Any]) -> None:
+    # Given a template written with !Ref, !GetAtt, !Sub and !FindInMap
+    # When it is loaded
+    variables = small["Resources"]["Step"]["Properties"]["Environment"]["Variables"]
+    # Then the tags are long-form intrinsics made of plain builtins
+    assert variables["TARGET"] == {"Ref": "Machine"}
+    assert variables["ARN"] == {"Fn::GetAtt": ["Step", "Arn"]}
+    assert variables["TEXT"] == {"Fn::Sub": "${AWS::StackName}-x"}
+    assert type(small) is dict and type(variables) is dict and type(variables["TARGET"]["Ref"]) is str
+
+
+def test_function_specs_merge_globals_under_the_functions_own_settings(small: dict[str, Any]) -> None:
+    # Given a SAM function with Globals
+    # When its spec is built
+    spec = function_specs(small)["Step"]
+    # Then Globals fill what the function does not set, and the function wins where both do
+    assert spec.handler == "pkg.step.lambda_handler"
+    assert (spec.timeout, spec.memory) == (5, 512)
+    assert spec.environment["SHARED"] == "global"
+    assert spec.environment["OVERRIDDEN"] == "function"
+
+
+def test_function_specs_keep_intrinsics_raw_but_resolve_literal_mappings(small: dict[str, Any]) -> None:
+    # Given environment values that are intrinsics
+    # When the spec is built
+    environment = function_specs(small)["Step"].environment
+    # Then deploy-time values stay for the deployer, template constants are resolved
+    assert environment["TARGET"] == {"Ref": "Machine"}
+    assert environment["ARN"] == {"Fn::GetAtt": ["Step", "Arn"]}
+    assert environment["TEXT"] == {"Fn::Sub": "${AWS::StackName}-x"}
+    assert environment["FROM_MAP"] == "/x/allowed"
+
+
+def test_function_specs_apply_globals_to_sam_functions_only(small: dict[str, Any]) -> None:
+    # Given a plain AWS::Lambda::Function next to SAM Globals
+    # When its spec is built
+    spec = function_specs(small)["Plain"]
+    # Then Lambda's own defaults apply, not the Globals
+    assert spec == FunctionSpec(handler="pkg.plain.handler", environment={}, timeout=3, memory=128)
+
+
+def test_function_specs_skip_other_resources_and_foreach_blocks(small: dict[str, Any]) -> None:
+    # Given a template with a topic loop and a state machine besides functions
+    # When specs are built
+    # Then only the functions are returned
+    assert set(function_specs(small)) == {"Step", "Plain"}
+
+
+def test_function_specs_reject_a_handler_that_is_not_literal() -> None:
+    # Given a function whose Handler is an intrinsic
+    template = {
+        "Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": {"Ref": "H"}}}}
+    }
+    # When specs are built
+    # Then the template is refused with the function named
+    with pytest.raises(TemplateError, match="F: Handler"):
+        function_specs(template)
+
+
+def test_state_machine_spec_returns_the_definition_path_and_substitutions(small: dict[str, Any]) -> None:
+    # Given a template with one SAM state machine
+    # When its spec is read relative to the template's folder
+    path, substitutions = state_machine_spec(small, base_dir="/project")
+    # Then the path is joined and the substitutions are raw, mappings resolved
+    assert path == Path("/project/statemachine/flow.asl.json")
+    assert substitutions == {"StepArn": {"Fn::GetAtt": ["Step", "Arn"]}, "Param": "/x/allowed"}
+
+
+def test_state_machine_spec_needs_a_single_state_machine_or_its_id() -> None:
+    # Given a template with two state machines
+    machine = {"Type": "AWS::Serverless::StateMachine", "Properties": {"DefinitionUri": "a.json"}}
+    template = {"Resources": {"A": machine, "B": {**machine, "Properties": {"DefinitionUri": "b.json"}}}}
+    # When no logical id is given, then it refuses; when one is, then that one is read
+    with pytest.raises(TemplateError, match="A, B"):
+        state_machine_spec(template)
+    assert state_machine_spec(template, "B") == (Path("b.json"), {})
+
+
+def test_state_machine_spec_rejects_a_definition_stored_in_s3() -> None:
+    # Given a state machine whose definition is an S3 location
+    template = {
+        "Resources": {
+            "M": {
+                "Type": "AWS::Serverless::StateMachine",
+                "Properties": {"DefinitionUri": {"Bucket": "b", "Key": "k"}},
+            }
+        }
+    }
+    # When its spec is read
+    # Then it is refused: the local deployer needs a file
+    with pytest.raises(TemplateError, match="local file path"):
+        state_machine_spec(template)
+
+
+def test_resolve_mappings_refuses_a_missing_entry() -> None:
+    # Given a FindInMap that names no entry
+    template = {"Mappings": {"M": {"K": {"V": "value"}}}}
+    # When it is resolved
+    # Then the typo is reported instead of passing a dict through as a value
+    with pytest.raises(TemplateError, match="names no entry"):
+        resolve_mappings(template, {"Fn::FindInMap": ["M", "K", "Missing"]})
+
+
+def test_ledger_access_is_limited_to_its_own_table(statements: list[tuple[str, dict[str, Any]]]) -> None:
+    # Given every statement that grants a DynamoDB action
+    found = [(o, s) for o, s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
+    # Then writes go to the ledger table only and queries to its byFunction index only
+    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
+    for _, s in found:
+        (action,) = _actions(s)
+        expected = (
+            [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
+            if action == "dynamodb:PutItem"
+            else [{"Fn::Sub": "${LedgerTable.Arn}/index/byFunction"}]
+        )
+        assert _resources(s) == expected
