@@ -176,24 +176,26 @@ def resolve(
 ) -> Resolution:
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
     api = adapters.gateway.find_api(request.api)
-    dry_run = settings.dry_run(request.dry_run)
-    trail = {"dry_run": dry_run, "source": request.source, "execution_arn": execution_arn}
+    refusal = Resolution(
+        api,
+        request.stage,
+        allowed=False,
+        dry_run=settings.dry_run(request.dry_run),
+        source=request.source,
+        execution_arn=execution_arn,
+    )
     if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
-        refusal = Resolution(api, request.stage, allowed=False, **trail)  # type: ignore[arg-type]
         _record(adapters, refusal, EntryKind.REFUSAL, "", detail="API is not in the allowlist")
         return refusal
     identity = adapters.identity()
     definition = adapters.gateway.definition(api, request.stage)
     targets, findings = api_targets(definition, identity, adapters.gateway.region)
-    chosen = narrow(targets, request.hints)
-    return Resolution(
-        api,
-        request.stage,
+    return replace(
+        refusal,
         allowed=True,
-        groups=group_by_function(chosen),
+        groups=group_by_function(narrow(targets, request.hints)),
         findings=tuple(findings),
         existing_api_ids=adapters.gateway.all_api_ids(),
-        **trail,  # type: ignore[arg-type]
     )
 
 
