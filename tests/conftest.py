@@ -15,20 +15,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
+# Fake credentials keep every test away from real AWS; `PERMHEAL_E2E=1` (tests/e2e) opts out.
+E2E = os.environ.get("PERMHEAL_E2E") == "1"
+if not E2E:
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECURITY_TOKEN="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+    )
 os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SECURITY_TOKEN="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    AWS_REGION="us-east-1",
     POWERTOOLS_SERVICE_NAME="permheal",
     POWERTOOLS_METRICS_NAMESPACE="permheal",
     POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_LOG_LEVEL="WARNING",
 )
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "PERMHEAL_MODE", "PERMHEAL_SCOPE", "PERMHEAL_PRUNE_STALE"):
-    os.environ.pop(_name, None)
+    if not E2E:
+        os.environ.pop(_name, None)
 
 
 @pytest.fixture
