@@ -114,7 +114,8 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
         arn = args.state_machine_arn or settings.state_machine_arn or find_state_machine()
         workflow = Workflow(arn)
         execution = workflow.start(
-            {"source": "manual", "apiName": args.api, "stage": args.stage, "dryRun": args.dry_run}
+            {"source": "manual", "apiName": args.api, "stage": args.stage, "dryRun": args.dry_run},
+            manual_execution_name(args.api),
         )
         if args.no_wait:
             out.write(execution + "\n")

@@ -43,6 +43,17 @@ def permheal_sid(source_pattern: str, qualifier: str | None) -> str:
     return f"permheal-{digest[:16]}"
 
 
+def _free_sid(source_pattern: str, qualifier: str | None, policy: Policy) -> str:
+    """The deterministic Sid, suffixed when a statement that does not grant this call already holds it."""
+    base = sid = permheal_sid(source_pattern, qualifier)
+    taken = policy.sids()
+    suffix = 1
+    while sid in taken:
+        sid = f"{base}-{suffix}"
+        suffix += 1
+    return sid
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     scope: Scope = Scope.METHOD
@@ -131,7 +142,7 @@ def _plan(
         pattern = target.grant_pattern(scope)
         if not arn_like(pattern, target.source_arn):  # a scope bug must never grant the wrong thing
             raise AssertionError(f"grant {pattern} does not match {target.source_arn}")
-        sid = permheal_sid(pattern, function.qualifier)
+        sid = _free_sid(pattern, function.qualifier, policy)
         findings.append(
             Finding.for_target(
                 FindingKind.MISSING_PERMISSION,
@@ -145,7 +156,7 @@ def _plan(
             patterns.append(pattern)
 
     new_grants = [
-        GatewayGrant(permheal_sid(p, function.qualifier), p, None, len(policy.statements) + i)
+        GatewayGrant(_free_sid(p, function.qualifier, policy), p, None, len(policy.statements) + i)
         for i, p in enumerate(patterns)
     ]
     # A new grant covered by another new one (e.g. after consolidation) is not worth a statement.

@@ -26,7 +26,9 @@ def payload(data: Any) -> dict[str, Any]:
 
 
 def failure(request_id: str) -> str:
-    return f"({request_id}) Execution failed due to configuration error: Invalid permissions on Lambda function"
+    return (
+        f"({request_id}) Execution failed due to configuration error: Invalid permissions on Lambda function"
+    )
 
 
 def batch(*messages: str, group: str = GROUP, start_ms: int = WINDOW_START_MS) -> LogBatch:
@@ -118,8 +120,16 @@ def test_assume_role_failures_are_reported_not_turned_into_incidents() -> None:
         payload({"messageType": "DATA_MESSAGE"}),
         payload([1, 2, 3]),
     ],
-    ids=["empty", "awslogs-not-object", "bad-base64", "bad-gzip", "not-json", "not-utf8", "missing-fields",
-         "json-array"],
+    ids=[
+        "empty",
+        "awslogs-not-object",
+        "bad-base64",
+        "bad-gzip",
+        "not-json",
+        "not-utf8",
+        "missing-fields",
+        "json-array",
+    ],
 )
 def test_malformed_payloads_raise_parse_error(event: Any) -> None:
     with pytest.raises(ParseError):

@@ -775,3 +775,22 @@ def test_property_pruning_stale_grants_only_loses_calls_to_deleted_apis(
     after = _allowed_calls(policy_after(plan_repair(function, policy, api1_targets, options)), function)
     # Then any call that lost access is one to the deleted API
     assert all(call.startswith(f"{P2}/") for call in before - after)
+
+
+def test_a_hand_edited_statement_holding_the_permheal_sid_gets_a_suffixed_sibling() -> None:
+    # Given the deterministic Sid is taken by a statement that no longer grants the call
+    from permheal.arns import ApiRef, FunctionRef
+    from permheal.models import Target, TargetKind
+    from permheal.planner import PlanOptions, permheal_sid, plan_repair
+    from permheal.policy import Policy, invoke_statement
+
+    fn = FunctionRef("aws", "us-east-1", "123456789012", "pets", "live")
+    api = ApiRef("aws", "us-east-1", "123456789012", "abc123")
+    target = Target(TargetKind.INTEGRATION, api, "prod", fn, "GET", "/pets")
+    pattern = target.grant_pattern(PlanOptions().scope)
+    taken = permheal_sid(pattern, "live")
+    policy = Policy((invoke_statement(taken, fn.arn, f"{api.prefix}/*/GET/other"),), "rev")
+    # When the repair is planned
+    plan = plan_repair(fn, policy, [target], PlanOptions())
+    # Then the new grant uses the next free Sid instead of colliding (AddPermission would conflict forever)
+    assert [s["Sid"] for s in plan.add] == [f"{taken}-1"]
