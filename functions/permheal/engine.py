@@ -548,8 +548,9 @@ def result_from_state(state: Any) -> RemediationResult:
     if not isinstance(state, dict):
         raise ParseError("workflow state must be an object")
     if "error" in state:
-        api = state.get("apiId") or state.get("apiName")
-        stage = state.get("stage")
+        request = state.get("request") if isinstance(state.get("request"), dict) else {}
+        api = request.get("apiId") or request.get("apiName")
+        stage = request.get("stage")
         return RemediationResult(
             Outcome.FAILED,
             str(api) if api else None,

@@ -130,8 +130,8 @@ def test_first_statement_of_a_new_policy_does_not_clobber_another_writers(
 
     # Then AddPermission only ever adds: both statements are in the policy
     assert run.json["outcome"] == "repaired"
-    assert [s["Sid"] for s in world.statements("pets", "live")][0] == "orders-writer"
-    assert len(world.statements("pets", "live")) == 2
+    sids = [s["Sid"] for s in world.statements("pets", "live")]
+    assert (len(sids), sids[0]) == (2, "orders-writer")
     assert allows(world, execute_api(api, "prod/GET/pets"))
     assert allows(world, execute_api(orders, "prod/GET/orders"))
 

@@ -25,7 +25,6 @@ from tests.integration.support import (
     build_petstore,
     dead_letters,
     decode_payload,
-    encode_payload,
     executions,
     log_payload,
     retarget,
@@ -89,7 +88,9 @@ DOCUMENT = decode_payload(load_event("logs-integration-failure-info.json"))
     [
         pytest.param({"awslogs": {"data": "not base64 at all!"}}, "undecodable", id="bad-base64"),
         pytest.param(
-            {"awslogs": {"data": base64.b64encode(b"plain text, not gzip").decode()}}, "undecodable", id="bad-gzip"
+            {"awslogs": {"data": base64.b64encode(b"plain text, not gzip").decode()}},
+            "undecodable",
+            id="bad-gzip",
         ),
         pytest.param(raw(b"{not json"), "undecodable", id="not-json"),
         pytest.param({"awslogs": {}}, "undecodable", id="no-data"),
@@ -102,10 +103,14 @@ DOCUMENT = decode_payload(load_event("logs-integration-failure-info.json"))
         ),
         pytest.param(raw({**DOCUMENT, "messageType": "SURPRISE"}), "messageType", id="unknown-message-type"),
         pytest.param(
-            raw({**DOCUMENT, "logGroup": "/aws/lambda/pets"}), "execution log group", id="not-an-execution-log-group"
+            raw({**DOCUMENT, "logGroup": "/aws/lambda/pets"}),
+            "execution log group",
+            id="not-an-execution-log-group",
         ),
         pytest.param(
-            raw({**DOCUMENT, "logGroup": "API-Gateway-Execution-Logs_a1b2c3d4e5"}), "stage", id="log-group-without-stage"
+            raw({**DOCUMENT, "logGroup": "API-Gateway-Execution-Logs_a1b2c3d4e5"}),
+            "stage",
+            id="log-group-without-stage",
         ),
     ],
 )
@@ -169,7 +174,10 @@ def test_authorizer_failure_gets_the_authorizer_grant(
 ) -> None:
     # Given the petstore's authorizer failing on permissions
     event = retarget(
-        load_event("logs-authorizer-failure.json"), petstore.api_id, "prod", replace={"x7y8z9": petstore.authorizer_id}
+        load_event("logs-authorizer-failure.json"),
+        petstore.api_id,
+        "prod",
+        replace={"x7y8z9": petstore.authorizer_id},
     )
     # When the detector handles it and the workflow runs
     detect.lambda_handler(event, lambda_context)

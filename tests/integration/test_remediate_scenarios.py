@@ -108,7 +108,12 @@ def test_alias_from_stage_variable_gets_grant_on_alias_policy_only(world: World,
     assert allows(world, "pets", "live", execute_api(api, "prod/GET/pets"))
     change = only_change(run.json)
     assert (change["functionArn"], change["qualifier"]) == (function_arn("pets"), "live")
-    assert change["added"] == [{"sid": sids(world, "pets", "live")[0], "sourceArn": execute_api(api, "*/GET/pets")}]
+    assert change["added"] == [
+        {"sid": sids(world, "pets", "live")[0], "sourceArn": execute_api(api, "*/GET/pets")}
+    ]
+    assert change["added"][0]["sid"].startswith("permheal-")
+    finding = next(f for f in run.json["findings"] if f["kind"] == "missing_permission")
+    assert (finding["qualifier"], finding["sourceArn"]) == ("live", execute_api(api, "prod/GET/pets"))
 
 
 def test_version_qualifier_gets_grant_on_version_policy(world: World, cli: Any) -> None:
@@ -145,7 +150,9 @@ def test_function_named_by_stage_variable_gets_grant(world: World, cli: Any) -> 
     world.function("pets-prod")
     world.function("pets-dev")
     api = api_with_method(
-        world, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:${{stageVariables.fn}}", variables={"fn": "pets-prod"}
+        world,
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:${{stageVariables.fn}}",
+        variables={"fn": "pets-prod"},
     )
 
     # When the API is remediated
@@ -173,7 +180,9 @@ def test_undefined_stage_variable_is_reported_as_missing_function(world: World, 
 
 
 @pytest.mark.parametrize("kind", ["TOKEN", "REQUEST"])
-def test_lambda_authorizer_without_permission_gets_authorizer_grant(world: World, cli: Any, kind: str) -> None:
+def test_lambda_authorizer_without_permission_gets_authorizer_grant(
+    world: World, cli: Any, kind: str
+) -> None:
     # Given GET /pets is protected by a Lambda authorizer whose function has no permission
     world.function("pets")
     world.function("auth")
@@ -239,7 +248,9 @@ def test_stage_scope_grants_only_the_invoked_stage(
     assert not allows(world, "pets", None, execute_api(api, "dev/GET/pets/{petId}"))
 
 
-def test_api_scope_grants_every_method_of_the_api(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_scope_grants_every_method_of_the_api(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given PERMHEAL_SCOPE=api and two methods invoking the same function
     monkeypatch.setenv("PERMHEAL_SCOPE", "api")
     world.function("pets")
@@ -385,10 +396,16 @@ def foreign_statements(api: str, other: str) -> dict[str, list[dict[str, Any]]]:
     invoke = {"Action": "lambda:InvokeFunction", "Principal": APIGW}
     return {
         "s3-principal": [
-            {"Action": "lambda:InvokeFunction", "Principal": "s3.amazonaws.com", "SourceArn": "arn:aws:s3:::pets"}
+            {
+                "Action": "lambda:InvokeFunction",
+                "Principal": "s3.amazonaws.com",
+                "SourceArn": "arn:aws:s3:::pets",
+            }
         ],
         "account-principal": [{"Action": "lambda:InvokeFunction", "Principal": OTHER_ACCOUNT}],
-        "other-action": [{**invoke, "Action": "lambda:GetFunction", "SourceArn": execute_api(api, "*/GET/pets")}],
+        "other-action": [
+            {**invoke, "Action": "lambda:GetFunction", "SourceArn": execute_api(api, "*/GET/pets")}
+        ],
         "org-condition": [
             {**invoke, "SourceArn": execute_api(api, "*/GET/pets"), "PrincipalOrgID": "o-a1b2c3d4e5"}
         ],
@@ -641,7 +658,9 @@ def test_dry_run_flag_shows_plan_and_changes_nothing(world: World, cli: Any) -> 
     assert world.statements("pets", "live") == before
 
 
-def test_dry_run_mode_setting_changes_nothing(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_mode_setting_changes_nothing(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a dry-run deployment
     monkeypatch.setenv("PERMHEAL_MODE", "dry-run")
     api = alias_api(world)

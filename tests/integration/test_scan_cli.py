@@ -127,7 +127,9 @@ def test_scan_is_clean_after_remediate(world: World, cli: Any) -> None:
     assert (scan(cli).code, scan(cli).json) == (0, {"findings": []})
 
 
-def test_scan_of_unknown_api_is_a_usage_error(world: World, cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scan_of_unknown_api_is_a_usage_error(
+    world: World, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given no API called "nope"
     alias_api(world, granted=True)
 
@@ -191,13 +193,20 @@ def stale_grant(world: World) -> dict[str, Any]:
     old = world.rest_api("deleted")
     world.grant("pets", execute_api(old, "*/GET/pets"), sid="old-api", qualifier="live")
     world.client("apigateway").delete_rest_api(restApiId=old)
-    return {"kind": "stale_statement", "apiId": old, "sid": "old-api", "sourceArn": execute_api(old, "*/GET/pets")}
+    return {
+        "kind": "stale_statement",
+        "apiId": old,
+        "sid": "old-api",
+        "sourceArn": execute_api(old, "*/GET/pets"),
+    }
 
 
 def near_limit(world: World) -> dict[str, Any]:
     api = alias_api(world, granted=True)
     for index in range(60):  # ~17.6 KB: above 80 % of 20 KB, each grant for a path of the API
-        world.grant("pets", execute_api(api, f"*/GET/pets/{index:03d}"), sid=f"fill-{index:03d}", qualifier="live")
+        world.grant(
+            "pets", execute_api(api, f"*/GET/pets/{index:03d}"), sid=f"fill-{index:03d}", qualifier="live"
+        )
     return {"kind": "policy_near_limit", "functionArn": function_arn("pets"), "qualifier": "live"}
 
 

@@ -247,12 +247,50 @@ def test_failed_notification_fails_the_execution_but_keeps_the_repair(
     # When the workflow runs
     execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
     # Then the publish was retried with backoff, then the execution failed with NotificationFailed
-    assert len(retry_waits) >= 1
+    assert len(retry_waits) == 4
+    assert all(wait <= 2 * 2**attempt for attempt, wait in enumerate(retry_waits))
     assert execution["status"] == "FAILED"
     assert execution["error"] == "NotificationFailed"
     assert json.loads(execution["cause"])["outcome"] == "repaired"
     # And the repair itself happened
     assert allows(world, "pets", "live", petstore.method_arn())
+
+
+def test_crash_while_summarizing_notifies_the_raw_state_and_fails_as_crashed(
+    world: Any, stack: Any, petstore: Petstore, inbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a summary step that crashes
+    def crash(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("summary exploded")
+
+    monkeypatch.setattr("permheal.handlers.summarize.result_from_state", crash)
+    # When the workflow runs
+    execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
+    # Then on-call still hears about it, with the raw state, and the execution failed as crashed
+    (notice,) = received(world, inbox)
+    assert notice.subject == "permheal failed: the workflow crashed"
+    assert notice.attributes == {"outcome": "failed", "apiId": "unknown"}
+    assert "summary exploded" in notice.message
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "WorkflowCrashed"
+
+
+def test_crash_that_cannot_be_notified_fails_as_notification_failed(
+    world: Any, stack: Any, petstore: Petstore, monkeypatch: pytest.MonkeyPatch, retry_waits: list[float]
+) -> None:
+    # Given a summary step that crashes and a topic that no longer exists
+    def crash(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("summary exploded")
+
+    monkeypatch.setattr("permheal.handlers.summarize.result_from_state", crash)
+    world.client("sns").delete_topic(TopicArn=stack.topic_arn)
+    # When the workflow runs
+    execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
+    # Then the crash notice was retried with growing waits, then the execution failed as NotificationFailed
+    assert len(retry_waits) == 4
+    assert all(wait <= 2 * 2**attempt for attempt, wait in enumerate(retry_waits))
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "NotificationFailed"
 
 
 @pytest.mark.parametrize(
@@ -266,6 +304,7 @@ def test_failed_notification_fails_the_execution_but_keeps_the_repair(
         pytest.param(manual(hints=["GET /pets"]), id="hints-not-objects"),
         pytest.param(manual(stage=""), id="empty-stage"),
         pytest.param(["petstore"], id="not-an-object"),
+        pytest.param("petstore", id="a-bare-string"),
     ],
 )
 def test_malformed_input_is_notified_as_failed_and_changes_nothing(
@@ -308,7 +347,9 @@ def test_cli_remediate_no_wait_prints_the_execution_arn(
 ) -> None:
     # Given the deployed state machine
     # When `permheal remediate --no-wait` runs
-    result = cli("remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--no-wait")
+    result = cli(
+        "remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--no-wait"
+    )
     # Then it printed the ARN of the execution it started
     assert result.code == 0
     arn = result.out.strip()
@@ -334,7 +375,9 @@ def test_cli_remediate_runs_of_the_same_api_are_separate_executions(
     world: Any, stack: Any, petstore: Petstore, cli: Any
 ) -> None:
     # Given a first run repaired the petstore
-    first = cli("remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--format", "json")
+    first = cli(
+        "remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--format", "json"
+    )
     assert first.json["outcome"] == "repaired"
     # When the same command runs again
     second = cli(
@@ -352,7 +395,9 @@ def test_cli_remediate_exits_1_when_the_deployed_run_is_refused(
     # Given the petstore is not allowlisted
     world.allow("other")
     # When `permheal remediate` runs the deployed workflow
-    result = cli("remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--format", "json")
+    result = cli(
+        "remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--format", "json"
+    )
     # Then it reports the refusal and exits 1
     assert result.code == 1
     assert result.json["outcome"] == "refused"
@@ -364,7 +409,13 @@ def test_cli_remediate_exits_1_with_the_cause_when_the_deployed_run_fails(
     # Given an API name that does not exist
     # When `permheal remediate` runs the deployed workflow for it
     result = cli(
-        "remediate", "--api", "no-such-api", "--state-machine-arn", stack.state_machine_arn, "--format", "json"
+        "remediate",
+        "--api",
+        "no-such-api",
+        "--state-machine-arn",
+        stack.state_machine_arn,
+        "--format",
+        "json",
     )
     # Then the failed execution's cause is printed as the result and the exit code is 1
     assert result.code == 1
@@ -375,7 +426,9 @@ def test_cli_remediate_exits_1_with_the_cause_when_the_deployed_run_fails(
 # ------------------------------------------------------------------------------ structure
 
 
-def _task_states(states: dict[str, Any], inside_map: str | None = None) -> list[tuple[str, dict[str, Any], str | None]]:
+def _task_states(
+    states: dict[str, Any], inside_map: str | None = None
+) -> list[tuple[str, dict[str, Any], str | None]]:
     found: list[tuple[str, dict[str, Any], str | None]] = []
     for name, state in states.items():
         if state["Type"] == "Task":
