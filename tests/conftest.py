@@ -42,9 +42,11 @@ def aws() -> Iterator[None]:
     """moto in process, with Lambda policies made faithful to AWS."""
     from moto import mock_aws
 
+    from permheal.adapters.aws import forget_clients
     from permheal.local import faithful_lambda
 
     faithful_lambda.install()
+    forget_clients()
     with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
         yield
 
@@ -108,3 +110,22 @@ def lambda_context() -> Any:
 
 def load_event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text())
+
+
+# ------------------------------------------------------------------ reliability report (make reliability)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report",
+        action="store_true",
+        default=False,
+        help="print the fault / bad-input table of tests/reliability and write reliability-report.json",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--reliability-report"):
+        from tests.reliability.report import ReliabilityReport
+
+        config.pluginmanager.register(ReliabilityReport(config), "reliability-report")

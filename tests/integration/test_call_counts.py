@@ -30,7 +30,10 @@ class CallLog:
     def wrap(self, create: Callable[..., Any]) -> Callable[..., Any]:
         def counting_client(service: str, region: str | None = None) -> Any:
             client = create(service, region)
-            client.meta.events.register("before-parameter-build", self._recorder(service))
+            # Clients are cached per process: one recorder per client, however often it is handed out.
+            client.meta.events.register(
+                "before-parameter-build", self._recorder(service), unique_id=f"call-log-{id(self)}-{service}"
+            )
             return client
 
         return counting_client

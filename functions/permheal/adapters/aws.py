@@ -6,6 +6,7 @@ botocore's `standard` mode retries throttling (`TooManyRequestsException`, `Thro
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -25,10 +26,24 @@ def _config() -> Any:
 
 
 def client(service: str, region: str | None = None) -> Any:
-    """A client for `service` honouring AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL."""
+    """A client for `service` honouring AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL.
+
+    Clients are reused for the life of the process (a warm Lambda saves ~50 ms per client); the
+    cache key includes the endpoint so pointing AWS_ENDPOINT_URL elsewhere gets a new client.
+    """
+    return _client(service, region, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_PROFILE"))
+
+
+@cache
+def _client(service: str, region: str | None, endpoint: str | None, profile: str | None) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region, config=_config())  # type: ignore[call-overload]
+
+
+def forget_clients() -> None:
+    """Drop cached clients (a new local AWS or test double starts from fresh ones)."""
+    _client.cache_clear()
 
 
 def error_code(exc: BaseException | None) -> str:
