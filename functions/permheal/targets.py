@@ -154,20 +154,21 @@ def _function(
 def narrow(targets: Sequence[Target], hints: Iterable[Hint]) -> tuple[Target, ...]:
     """Targets the hints point at; all targets when there are no hints or none match.
 
-    Falling back to every target is safe: each one is a call the API really makes, and the
-    planner grants only what is missing.
+    An authorizer failure hides the integrations behind it (API Gateway never reached them), so an
+    authorizer hint does not narrow at all: repairing only the authorizer would leave the next
+    failure suppressed in the same incident window. Falling back to every target is safe: each is
+    a call the API really makes, and the planner grants only what is missing.
     """
+    hints = list(hints)
+    if any(hint.authorizer_id is not None for hint in hints):
+        return tuple(targets)
     chosen: list[Target] = []
-    any_hint = False
     for hint in hints:
-        any_hint = True
         chosen.extend(t for t in targets if _matches(t, hint) and t not in chosen)
-    return tuple(chosen) if any_hint and chosen else tuple(targets)
+    return tuple(chosen) if chosen else tuple(targets)
 
 
 def _matches(target: Target, hint: Hint) -> bool:
-    if hint.authorizer_id is not None:
-        return target.kind is TargetKind.AUTHORIZER and target.authorizer_id == hint.authorizer_id
     if target.kind is not TargetKind.INTEGRATION:
         return False
     if hint.method is not None and target.method not in (hint.method.upper(), "ANY"):

@@ -11,11 +11,13 @@ explicit call, never a background race, so tests and the demo see it happen when
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -228,7 +230,7 @@ def awslogs_event(
     return {"awslogs": {"data": base64.b64encode(data).decode()}}
 
 
-@dataclass
+@dataclass(eq=False)
 class LocalAws:
     """The deployed stack in a local AWS (in-process moto or a moto server) and its log delivery."""
 
@@ -270,6 +272,20 @@ class LocalAws:
 
     def client(self, service: str) -> Any:
         return self.world.client(service)
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until no execution runs: an execution thread outliving moto would call real endpoints."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            running = sfn.list_executions(
+                stateMachineArn=self.stack.state_machine_arn, statusFilter="RUNNING"
+            )["executions"]
+            if not running:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
 
     def simulator(self) -> ApiGatewaySimulator:
         from permheal.local.simulator import ApiGatewaySimulator
@@ -319,7 +335,8 @@ class LocalAws:
         self.client("lambda").invoke(
             FunctionName=self.detector, InvocationType="Event", Payload=json.dumps(payload).encode()
         )
-        runs = [r for r in self._runs[mark:] if r[0] == self.detector and r[1] == payload]
+        runs = [r for r in self._runs[mark:] if r[1] == payload]
+        del self._runs[:mark]  # earlier runs were someone else's invocations: keep the list short
         messages = tuple(str(e["message"]) for e in batch)
         if not runs:
             return Delivery(log_group, stream, messages, payload, error="the detector did not run")
@@ -331,7 +348,8 @@ class LocalAws:
         return Delivery(log_group, stream, messages, payload, result=outcome)
 
     def _observe(self, function_name: str, event: Any, outcome: Any) -> None:
-        self._runs.append((function_name, event, outcome))
+        if function_name == self.detector:
+            self._runs.append((function_name, event, outcome))
 
 
 @contextmanager
@@ -348,9 +366,11 @@ def local_aws(
     """
     from moto import mock_aws
 
+    from permheal.adapters.aws import forget_clients
     from permheal.local import faithful_lambda, lambda_runtime
 
     with _hermetic_environment(REGION), mock_aws(config=MOTO_CONFIG):
+        forget_clients()  # a client made before the mock would not be intercepted
         patched_policies = not faithful_lambda.is_installed()
         faithful_lambda.install()
         lambda_runtime.install(dict(handler_env or {}))
@@ -360,6 +380,8 @@ def local_aws(
             yield local
         finally:
             if local is not None:
+                with contextlib.suppress(Exception):
+                    local.settle()
                 local.close()
             lambda_runtime.uninstall()
             if patched_policies:

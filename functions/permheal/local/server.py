@@ -9,9 +9,11 @@ are delivered to the detector every second, as the account subscription would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -83,6 +85,8 @@ class LocalAwsServer:
         self._stopping.set()
         if self._delivery is not None:
             self._delivery.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self.local.settle()
         self.local.close()
         try:
             _moto_api(self.endpoint, "config", self._saved_config)
@@ -155,6 +159,8 @@ def serve(port: int, out: TextIO) -> None:
     out.flush()
     started = time.perf_counter()
     handle = start_local_aws(port)
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers; Ctrl-C works anyway
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         out.write(banner(handle, time.perf_counter() - started))
         out.flush()
@@ -162,13 +168,18 @@ def serve(port: int, out: TextIO) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         out.write("\nStopping.\n")
+        out.flush()
     finally:
         handle.stop()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def banner(handle: LocalAwsServer, seconds: float) -> str:
     stack, subscription = handle.local.stack, handle.local.subscription
-    env = f"AWS_ENDPOINT_URL={handle.endpoint} AWS_REGION={REGION} " + " ".join(
+    env = f"AWS_ENDPOINT_URL={handle.endpoint} AWS_DEFAULT_REGION={REGION} " + " ".join(
         f"{k}={v}" for k, v in FAKE_CREDENTIALS.items()
     )
     lines = [

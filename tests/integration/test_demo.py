@@ -1,0 +1,116 @@
+"""`permheal demo`: the whole loop on the Local AWS heals the petstore, in text and as JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from permheal.local.demo import REQUESTS, run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
+
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "remediation.asl.json"
+
+
+def success_path(definition: dict[str, Any]) -> set[str]:
+    """States reachable without a Catch, Fail states left out: what a healthy repair goes through."""
+    states: dict[str, Any] = {}
+    starts = [definition["StartAt"]]
+    pending = [definition]
+    while pending:  # flatten Map processors, whose start states run as part of their Map
+        machine = pending.pop()
+        states.update(machine["States"])
+        for state in machine["States"].values():
+            if "ItemProcessor" in state:
+                pending.append(state["ItemProcessor"])
+                starts.append(state["ItemProcessor"]["StartAt"])
+    seen: set[str] = set()
+    while starts:
+        name = starts.pop()
+        if name in seen or states[name]["Type"] == "Fail":
+            continue
+        seen.add(name)
+        state = states[name]
+        starts += [c["Next"] for c in state.get("Choices", [])]
+        starts += [state[k] for k in ("Next", "Default") if k in state]
+    return seen
+
+
+SUCCESS_PATH = success_path(json.loads(ASL.read_text()))
+REPAIR_STATE = "Repair the function's policy"
+
+
+@pytest.fixture(scope="module")
+def demo_json() -> Any:
+    """`permheal demo --json` through the CLI, run once for the module."""
+    from permheal.cli import main
+
+    out = io.StringIO()
+    code = main(["demo", "--json"], out)
+    return code, json.loads(out.getvalue())
+
+
+def events(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in document["timeline"] if e["event"] == kind]
+
+
+def test_the_text_demo_heals_every_request_and_exits_0() -> None:
+    out = io.StringIO()
+
+    code = run_demo(out, as_json=False)
+
+    text = out.getvalue()
+    assert code == 0
+    assert f"Healed: {len(REQUESTS)}/{len(REQUESTS)} requests succeed" in text
+    assert "500" in text and "200" in text
+    assert "permheal-detect" in text and "SNS notification: permheal repaired" in text
+
+
+def test_the_json_demo_exits_0_with_every_final_request_succeeding(demo_json: Any) -> None:
+    code, document = demo_json
+
+    outcome = document["outcome"]
+    assert code == 0
+    assert outcome["healed"] is True
+    assert [r["before"] for r in outcome["requests"]] == [500] * len(REQUESTS)
+    assert [r["after"] for r in outcome["requests"]] == [200] * len(REQUESTS)
+    assert outcome["remediation"]["outcome"] == "repaired"
+
+
+def test_the_json_timeline_shows_the_detector_starting_the_workflow(demo_json: Any) -> None:
+    _, document = demo_json
+
+    (subscription,) = events(document, "subscription")
+    (detector,) = events(document, "detector")
+    assert subscription["delivered"] == len(REQUESTS)  # one matching line per failed request
+    assert detector["result"]["incidents"] == 1
+    assert detector["result"]["started"] == [document["outcome"]["executionArn"]]
+
+
+def test_the_json_timeline_has_every_workflow_state_entered_and_exited(demo_json: Any) -> None:
+    _, document = demo_json
+
+    entered = [e["state"] for e in events(document, "state_entered")]
+    exited = [e["state"] for e in events(document, "state_exited")]
+    assert set(entered) == SUCCESS_PATH
+    assert sorted(entered) == sorted(exited)
+    repaired = {e["item"] for e in events(document, "state_entered") if e["state"] == REPAIR_STATE}
+    assert repaired == {"pets:live", "pets-authorizer"}  # one Map iteration per function+qualifier
+    assert all(e["elapsedMs"] >= 0 for e in events(document, "state_exited"))
+
+
+def test_the_json_timeline_shows_the_repair_and_the_notification(demo_json: Any) -> None:
+    _, document = demo_json
+
+    repairs = {e["function"]: e for e in events(document, "repair")}
+    (notification,) = events(document, "notification")
+    alias = repairs["pets:live"]
+    assert len(alias["statementsBefore"]) == 3 and len(alias["statementsAfter"]) == 1
+    assert alias["change"]["policyBytesAfter"] < alias["change"]["policyBytesBefore"]
+    assert notification["subject"].startswith("permheal repaired: petstore/prod")
+    assert notification["attributes"]["outcome"] == "repaired"
+    assert "What broke:" in notification["summary"]

@@ -1,0 +1,87 @@
+"""`permheal local-aws`: the Local AWS over HTTP, used by the real CLI through AWS_ENDPOINT_URL.
+
+The server runs in this process and shares moto's backends with it, so one server runs at a time:
+the class's server is stopped before the lifecycle tests start their own.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from permheal.errors import ConfigError
+from permheal.local.server import LocalAwsServer, start_local_aws
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
+
+
+class TestServedStack:
+    @pytest.fixture(scope="class")
+    def server(self) -> Iterator[LocalAwsServer]:
+        handle = start_local_aws(0, deliver_every=None)
+        yield handle
+        handle.stop()
+
+    def test_scan_through_the_endpoint_finds_the_seeded_broken_api(
+        self, server: LocalAwsServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given
+        from permheal.cli import main
+
+        assert server.petstore is not None
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        out = io.StringIO()
+
+        # When
+        code = main(["scan", "--format", "json"], out)
+
+        # Then
+        missing = [f for f in json.loads(out.getvalue())["findings"] if f["kind"] == "missing_permission"]
+        assert code == 1
+        assert {(f["method"], f["resourcePath"], f["authorizerId"]) for f in missing} == {
+            ("ANY", "/{proxy+}", None),
+            ("GET", "/pets/{petId}", None),
+            (None, None, server.petstore.authorizer_id),
+        }
+        assert {f["apiId"] for f in missing} == {server.petstore.api_id}
+
+    def test_failures_logged_to_the_server_reach_the_detector_which_heals_the_api(
+        self, server: LocalAwsServer
+    ) -> None:
+        # Given a failing request whose logs are written through the endpoint
+        assert server.petstore is not None
+        simulator = server.local.simulator()
+        failed = simulator.request(server.petstore.api_id, "prod", "POST", "/orders")
+
+        # When
+        deliveries = server.local.flush_logs()
+
+        # Then
+        (delivery,) = deliveries
+        assert failed.status == 500
+        assert delivery.error is None and delivery.result["incidents"] == 1
+        assert server.local.settle(timeout=60)
+        sfn = server.local.client("stepfunctions")
+        assert sfn.describe_execution(executionArn=delivery.result["started"][0])["status"] == "SUCCEEDED"
+        assert simulator.request(server.petstore.api_id, "prod", "POST", "/orders").status == 200
+
+    def test_a_busy_port_is_a_configuration_error(self, server: LocalAwsServer) -> None:
+        with pytest.raises(ConfigError, match="cannot listen"):
+            start_local_aws(server.port)
+
+
+def test_stop_closes_the_port_and_restores_the_environment() -> None:
+    before = os.environ.get("MOTO_PORT")
+    handle = start_local_aws(0, seed=False, deliver_every=0.2)
+
+    handle.stop()
+
+    assert os.environ.get("MOTO_PORT") == before
+    assert handle.delivery_errors == []
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", handle.port), timeout=2):
+        pass
