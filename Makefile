@@ -22,17 +22,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite, reliability included; --reliability-report prints its table at the end.
 test: lint typecheck
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --reliability-report
 
 demo: $(STAMP)
 	$(BIN)/permheal demo
 
 bench: $(STAMP)
-	$(BIN)/python -m permheal.bench
+	$(BIN)/python -m benchmarks.run
 
+# Fault injection and bad-input matrix only: prints the table and writes reliability-report.json.
 reliability: $(STAMP)
-	$(BIN)/pytest -q -m reliability -p no:randomly --reliability-report
+	$(BIN)/pytest -n 2 -q -m reliability --reliability-report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

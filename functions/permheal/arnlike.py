@@ -220,6 +220,10 @@ def covers(broad: str, narrow: str) -> bool:
         return False
     if not _literal_ends_fit(broad, narrow):
         return False
+    # One ARN narrow matches that broad rejects settles it with a regex match; most pairs of grants
+    # (other methods, other paths) end here instead of in the exact search below.
+    if not arn_like(broad, _some_match(narrow)):
+        return False
     return coverage_counterexample(broad, narrow) is None
 
 

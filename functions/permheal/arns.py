@@ -88,6 +88,8 @@ class IntegrationUri:
 
 def parse_integration_uri(uri: str) -> IntegrationUri | None:
     """Return the Lambda part of an API Gateway integration URI, or None for non-Lambda URIs."""
+    if uri is not None and not isinstance(uri, str):
+        raise ParseError(f"integration URI must be a string, got {type(uri).__name__}")
     match = _INTEGRATION_URI.fullmatch(uri or "")  # fullmatch: `$` alone lets "\n" through
     if not match:
         return None

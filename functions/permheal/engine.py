@@ -20,7 +20,7 @@ from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, Stal
 from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry, function_key
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
-from permheal.errors import ConflictError, NotFoundError, ParseError
+from permheal.errors import AwsCallError, ConflictError, NotFoundError, ParseError
 from permheal.models import (
     AddedStatement,
     Change,
@@ -299,14 +299,23 @@ def repair(
     for _ in range(4 * (len(first_plan.add) + len(first_plan.removals)) + max_attempts):
         if plan.empty or plan.refusal:
             break
+        step = _next_step(plan)
         try:
-            _apply_step(adapters.policies, plan, added, removed)
+            _apply_step(adapters.policies, plan, step)
         except (StaleRevision, PolicyTooLarge) as exc:
+            # A write whose answer was lost (5xx) lands, then the SDK's retry conflicts with it:
+            # count it if the re-read shows it, so the change and the ledger still list it. (A
+            # statement another writer removed first is then listed as removed too: it is gone.)
             conflicts += 1
             if conflicts >= max_attempts:
                 raise ConflictError(f"gave up on {function.arn} after {conflicts} lost races: {exc}") from exc
             adapters.sleep(random.uniform(0.05, 0.2) * 2**conflicts)
-        policy = adapters.policies.read(function)
+            policy = adapters.policies.read(function)
+            if _landed(step, policy):
+                _count(step, added, removed)
+        else:
+            _count(step, added, removed)
+            policy = adapters.policies.read(function)
         plan = plan_repair(function, policy, group.targets, options, api_names)
     change = Change(
         function.unqualified_arn,
@@ -319,27 +328,41 @@ def repair(
     return _verified(change, plan, before, policy, group, first_plan.findings)
 
 
-def _apply_step(
-    policies: LambdaPolicies,
-    plan: Plan,
-    added: dict[str, AddedStatement],
-    removed: dict[str, RemovedStatement],
-) -> None:
-    """Apply the next safe write of a fresh plan: removals still covered first, then adds, then the rest."""
-    revision = plan.policy.revision_id
+Step = tuple[str, dict[str, Any], AddedStatement | RemovedStatement]
+"""("add", statement, what it adds) or ("remove", {}, what it removes)."""
+
+
+def _next_step(plan: Plan) -> Step:
+    """The next safe write of a fresh plan: removals still covered first, then adds, then the rest."""
     if plan.remove_first:
-        step = plan.remove_first[0]
-        policies.remove(plan.function, step.sid, revision)
-        removed[step.sid] = step
-    elif plan.add:
-        statement = plan.add[0]
-        policies.add(plan.function, dict(statement), revision)
-        step_added = plan.change().added[0]
-        added[step_added.sid] = step_added
+        return "remove", {}, plan.remove_first[0]
+    if plan.add:
+        return "add", dict(plan.add[0]), plan.change().added[0]
+    return "remove", {}, plan.remove_after_add[0]
+
+
+def _apply_step(policies: LambdaPolicies, plan: Plan, step: Step) -> None:
+    action, statement, what = step
+    if action == "add":
+        policies.add(plan.function, statement, plan.policy.revision_id)
     else:
-        step = plan.remove_after_add[0]
-        policies.remove(plan.function, step.sid, revision)
-        removed[step.sid] = step
+        policies.remove(plan.function, what.sid, plan.policy.revision_id)
+
+
+def _landed(step: Step, policy: Policy) -> bool:
+    """Whether a write that reported a conflict is nonetheless in the policy as re-read."""
+    action, statement, what = step
+    if action == "add":
+        return any(dict(s) == statement for s in policy.statements)
+    return what.sid not in policy.sids()
+
+
+def _count(step: Step, added: dict[str, AddedStatement], removed: dict[str, RemovedStatement]) -> None:
+    what = step[2]
+    if isinstance(what, AddedStatement):
+        added[what.sid] = what
+    else:
+        removed[what.sid] = what
 
 
 def _verified(
@@ -437,7 +460,16 @@ def repair_group(
     elif result.refusal and not resolution.dry_run:
         _record(adapters, resolution, EntryKind.REFUSAL, key, detail=result.refusal)
     elif result.change.changed and not (resolution.dry_run or settings.dry_run()):
-        _record(adapters, resolution, EntryKind.REPAIR, key, result=result)
+        try:
+            _record(adapters, resolution, EntryKind.REPAIR, key, result=result)
+        except AwsCallError as exc:
+            # Raising would make the workflow retry a repair that is already done, and the retry,
+            # finding nothing to change, would report success: the change would go unrecorded.
+            return replace(
+                result,
+                error=f"{group.function.label} was changed but the change was not recorded in the audit "
+                f"ledger ({exc}); the result lists it",
+            )
     return result
 
 
@@ -548,7 +580,9 @@ def result_from_state(state: Any) -> RemediationResult:
     if not isinstance(state, dict):
         raise ParseError("workflow state must be an object")
     if "error" in state:
-        request = state.get("request") if isinstance(state.get("request"), dict) else {}
+        request = state.get("request")
+        if not isinstance(request, dict):
+            request = {}
         api = request.get("apiId") or request.get("apiName")
         stage = request.get("stage")
         return RemediationResult(
@@ -557,10 +591,13 @@ def result_from_state(state: Any) -> RemediationResult:
             str(stage) if stage else None,
             error=_error_text(state["error"]),
         )
-    resolution = Resolution.from_dict(state["resolution"])
+    resolution = Resolution.from_dict(state.get("resolution"))
     if not resolution.allowed:
         return refused(resolution)
-    repairs = [RepairResult.from_dict(r) for r in state.get("repairs") or []]
+    raw_repairs = state.get("repairs") or []
+    if not isinstance(raw_repairs, list):
+        raise ParseError("workflow state: repairs must be a list")
+    repairs = [RepairResult.from_dict(r) for r in raw_repairs]
     return summarize(resolution, repairs)
 
 

@@ -22,8 +22,10 @@ __all__ = [
     "RequestTrace",
     "group_by_request",
     "is_permission_failure",
+    "may_be_failure",
     "parse_line",
     "parse_log_group",
+    "request_id_of",
 ]
 
 PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
@@ -39,7 +41,8 @@ _PREFIX = re.compile(r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*")
 _CONFIG_ERROR = "Execution failed due to configuration error: "
 _PERMISSION_FAILURE_TEXT = _CONFIG_ERROR + PERMISSION_FAILURE_PHRASE
 _AUTHORIZER_ERROR_TEXT = _CONFIG_ERROR + "Authorizer error"
-_ASSUME_ROLE_TEXT = _CONFIG_ERROR + "API Gateway does not have permission to assume the provided role"
+_ASSUME_ROLE_PHRASE = "API Gateway does not have permission to assume the provided role"
+_ASSUME_ROLE_TEXT = _CONFIG_ERROR + _ASSUME_ROLE_PHRASE
 _SENDING = "Sending request to "
 _ENDPOINT_URI = "Endpoint request URI: "
 _METHOD = "HTTP Method: "
@@ -159,6 +162,27 @@ def is_permission_failure(message: str) -> bool:
     return PERMISSION_FAILURE_PHRASE in message or _HTTP_API_MARK in message
 
 
+def may_be_failure(message: str) -> bool:
+    """A superset of every line parse_line calls a failure, assume-role failures included."""
+    return is_permission_failure(message) or _ASSUME_ROLE_PHRASE in message
+
+
+def request_id_of(message: str) -> str | None:
+    """The request id a line starts with, read exactly as parse_line reads it."""
+    if not isinstance(message, str):
+        raise ParseError(f"log message must be a string, not {type(message).__name__}")
+    return _split_prefix(message.strip())[0]
+
+
+def _split_prefix(text: str) -> tuple[str | None, str]:
+    """`(request id) rest` → (request id, rest); (None, text) when the line has no valid prefix."""
+    if text.startswith("("):
+        match = _PREFIX.match(text)
+        if match is not None:
+            return match.group(1), text[match.end() :]
+    return None, text
+
+
 def _status(text: str) -> int | None:
     """An HTTP status code, or None: int() would accept signs, spaces and non-ASCII digits."""
     text = text.strip()
@@ -245,14 +269,7 @@ def parse_line(message: str) -> LogLine:
     """Classify one log message; junk becomes OTHER so one odd line never stops a batch."""
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
-    text = message.strip()
-    request_id: str | None = None
-    if text.startswith("("):
-        match = _PREFIX.match(text)
-        if match is not None:
-            request_id = match.group(1)
-            text = text[match.end() :]
-
+    request_id, text = _split_prefix(message.strip())
     if text.startswith(_CONFIG_ERROR):
         return _config_error_line(request_id, text)
     if text.startswith(_SENDING):

@@ -87,6 +87,7 @@ def _headline(result: RemediationResult) -> str:
         Outcome.DRY_RUN: f"Dry run: permheal would change these policies for {api}; nothing was changed.",
         Outcome.REFUSED: f"permheal refused to touch {api}: {result.error or 'not allowlisted'}.",
         Outcome.FAILED: f"permheal could not repair {api}: {result.error or 'unknown error'}.",
+        Outcome.FLAPPING: f"permheal stopped repairing {api} (flap breaker): {result.error or 'flapping'}.",
     }[result.outcome]
 
 

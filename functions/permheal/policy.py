@@ -59,7 +59,8 @@ class Policy:
 
     def with_changes(self, added: Iterable[Statement] = (), removed_sids: Iterable[str] = ()) -> Policy:
         gone = set(removed_sids)
-        kept = tuple(s for s in self.statements if s.get("Sid") not in gone)
+        # A Sid that is not a string (malformed input) is never one permheal removes, nor hashable.
+        kept = tuple(s for s in self.statements if not (isinstance(s.get("Sid"), str) and s["Sid"] in gone))
         return Policy(kept + tuple(added), self.revision_id, self.policy_id)
 
     def sids(self) -> set[str]:

@@ -82,7 +82,7 @@ def revert(adapters: Adapters, ledger: Ledger, change_id: str, *, attempts: int 
         raise ParseError(f"{change_id} is a {entry.kind} entry: only applied changes can be reverted")
     function = parse_function(entry.function_key, partition="aws", region="-", account="-")
     for _ in range(attempts):
-        policy = adapters.policies.read(function)
+        policy = before = adapters.policies.read(function)
         plan = plan_revert(entry, policy, function.arn)
         if plan.conflicts:
             return RevertResult(change_id, False, conflicts=plan.conflicts)
@@ -115,6 +115,8 @@ def revert(adapters: Adapters, ledger: Ledger, change_id: str, *, attempts: int 
                     for a in entry.added
                     if a["sid"] in plan.remove
                 ),
+                policy_before=before.document(),
+                policy_after=policy.document(),
                 detail=f"revert of {change_id}",
                 revert_of=change_id,
             )

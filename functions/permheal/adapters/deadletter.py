@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from permheal.adapters.aws import client
+from permheal.errors import AwsCallError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -22,4 +25,7 @@ class DeadLetters:
         body = json.dumps({"reason": reason, "event": event}, default=str)
         if len(body.encode()) > MAX_MESSAGE_BYTES:
             body = json.dumps({"reason": reason, "truncated": True, "event": body[:200_000]})
-        self._client.send_message(QueueUrl=self._url, MessageBody=body)
+        try:
+            self._client.send_message(QueueUrl=self._url, MessageBody=body)
+        except ClientError as exc:
+            raise AwsCallError(f"SendMessage to the dead-letter queue: {exc}") from exc

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client
+from permheal.adapters.aws import client, error_code
 from permheal.arns import FunctionRef
 from permheal.errors import AwsCallError, NotFoundError
 
@@ -122,14 +122,20 @@ class Ledger:
         now = self._now()
         change_id = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:8]}"
         stamped = LedgerEntry(**{**entry.__dict__, "change_id": change_id, "at": now.isoformat()})
+        item = stamped.to_item()
         try:
             self._client.put_item(
                 TableName=self.table,
-                Item=stamped.to_item(),
+                Item=item,
                 ConditionExpression="attribute_not_exists(changeId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            raise AwsCallError(f"ledger PutItem: {exc}") from exc
+            # The SDK retries a PutItem whose answer was lost (5xx); if the first attempt landed, the
+            # retry fails the condition on our own item: that is success, not a collision.
+            landed = error_code(exc) == "ConditionalCheckFailedException" and exc.response.get("Item") == item
+            if not landed:
+                raise AwsCallError(f"ledger PutItem: {exc}") from exc
         return stamped
 
     def get(self, change_id: str) -> LedgerEntry:
