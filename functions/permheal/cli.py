@@ -12,8 +12,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from permheal.errors import AmbiguousApiError, ConfigError, NotFoundError, PermhealError
-from permheal.models import Finding, RemediationResult
+from permheal.errors import (
+    AmbiguousApiError,
+    AwsCallError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PermhealError,
+)
+from permheal.models import Finding, Outcome, RemediationResult
 
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE = 0, 1, 2
 
@@ -103,11 +110,15 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
 
     settings = Settings.from_env()
     if args.local:
-        result = remediate(
-            Adapters.default(settings.ledger_table),
-            ResolveRequest(args.api, args.stage, dry_run=args.dry_run),
-            settings,
-        )
+        try:
+            result = remediate(
+                Adapters.default(settings.ledger_table),
+                ResolveRequest(args.api, args.stage, dry_run=args.dry_run),
+                settings,
+            )
+        except (AwsCallError, ConflictError) as exc:
+            # AWS kept failing or other writers kept winning: a failed remediation, not a usage error.
+            result = RemediationResult(Outcome.FAILED, None, args.stage, args.api, error=str(exc))
     else:
         from permheal.adapters.workflow import Workflow, find_state_machine
 

@@ -185,7 +185,6 @@ def test_persistent_fault_fails_clearly_loses_nothing_and_a_rerun_converges(
 
     # When the API is remediated
     failed = remediate(cli, *stage_flags(operation))
-    error = capsys.readouterr().err
     during = snapshot(*FUNCTIONS)
     lost = lost_in(scene.baseline, during, scene.calls)
 
@@ -203,9 +202,9 @@ def test_persistent_fault_fails_clearly_loses_nothing_and_a_rerun_converges(
             AUTHORIZER_ARN,
         }
     else:
-        outcome = "failed (exit 2)"
-        assert (failed.code, failed.out) == (2, "")
-        assert operation in error and "permheal: error:" in error
+        outcome = "failed (exit 1)"
+        assert (failed.code, failed.json["outcome"]) == (1, "failed")
+        assert operation in failed.json["error"]
     assert lost == 0
 
     # When the fault clears and the API is remediated again
@@ -482,7 +481,7 @@ def test_writer_winning_every_race_makes_permheal_give_up_without_loss(
     lost = lost_in(scene.baseline, during, scene.calls)
 
     # Then permheal gave up after its bounded retries, keeping every statement the writer added
-    assert result.code == 2
+    assert (result.code, result.json["outcome"]) == (1, "failed")
     racers = [s for s in by_sid(during[("pets", "live")]) if s.startswith("racer-")]
     assert len(racers) >= 5
     assert lost == 0
@@ -492,7 +491,7 @@ def test_writer_winning_every_race_makes_permheal_give_up_without_loss(
     rerun = remediate(cli, "--stage", "prod")
     after = snapshot(*FUNCTIONS)
     lost += lost_in(scene.baseline, after, scene.calls)
-    record("race: writer wins every race", f"gave up (exit 2); re-run {rerun.json['outcome']}", lost)
+    record("race: writer wins every race", f"gave up (failed, exit 1); re-run {rerun.json['outcome']}", lost)
 
     # Then it converges, and the writer's statements are all still there
     assert rerun.json["outcome"] == "repaired"
@@ -525,14 +524,16 @@ def test_threaded_concurrent_writer_and_permheal_never_lose_each_others_statemen
         stop.set()
     after = snapshot(*FUNCTIONS)
     lost = lost_in(scene.baseline, after, scene.calls)
-    outcomes = "/".join(r.json["outcome"] if r.code != 2 else "gave up" for r in results)
+    outcomes = "/".join(r.json["outcome"] for r in results)
     record("race: writer thread adding 20 grants during 2 repairs", outcomes, lost)
 
     # Then every statement of both writers is there once, and the API's calls are allowed
     live = [s["Sid"] for s in after[("pets", "live")]]
     assert sorted(s for s in live if s.startswith("thread-")) == sorted(f"thread-{i}" for i in range(20))
     assert len(live) == len(set(live))
-    assert all(r.code in (0, 2) for r in results)
+    assert all(
+        (r.code, r.json["outcome"]) in ((0, "repaired"), (0, "no_change"), (1, "failed")) for r in results
+    )
     if any(r.code == 0 for r in results):
         assert after[("pets-authorizer", None)] == scene.expected[("pets-authorizer", None)]
     assert lost == 0
@@ -676,8 +677,8 @@ def test_unreadable_allowlist_fails_closed(
     record("allowlist: unreadable (AccessDenied)", f"failed (exit {result.code})", lost)
 
     # Then it stops with the reason, and nothing changed
-    assert result.code == 2
-    assert "AccessDeniedException" in capsys.readouterr().err
+    assert (result.code, result.json["outcome"]) == (1, "failed")
+    assert "AccessDeniedException" in result.json["error"]
     assert after == scene.baseline
     assert lost == 0
 

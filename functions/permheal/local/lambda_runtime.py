@@ -46,10 +46,34 @@ class LocalContext:
 
 def install(extra_env: dict[str, str] | None = None) -> None:
     """Patch moto's Lambda backends; `extra_env` is added to every handler's environment."""
+    _serialize_workflow_clients()
     for backend in (LambdaBackend, LambdaSimpleBackend):
         if backend not in _ORIGINALS:
             _ORIGINALS[backend] = backend.__dict__.get("invoke", backend.invoke)
         backend.invoke = _make_invoke(_ORIGINALS[backend], dict(extra_env or {}))  # type: ignore[method-assign]
+
+
+class _SerializedBoto3:
+    """moto's Step Functions interpreter makes a boto3 client per task from the shared default session,
+    from one thread per execution; botocore's session is not thread-safe, so concurrent executions
+    (a storm, a Map) can crash a step in moto where AWS would not. Creating clients one at a time fixes it.
+    """
+
+    def __init__(self, boto3: Any):
+        self._boto3 = boto3
+        self._lock = threading.Lock()
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._boto3.client(*args, **kwargs)
+
+
+def _serialize_workflow_clients() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    current = getattr(boto_client, "boto3")  # noqa: B009  (not re-exported: mypy would refuse the attribute)
+    if not isinstance(current, _SerializedBoto3):
+        setattr(boto_client, "boto3", _SerializedBoto3(current))  # noqa: B010
 
 
 def uninstall() -> None:
