@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions tests
-	$(BIN)/ruff format --check functions tests
+	$(BIN)/ruff check functions tests benchmarks
+	$(BIN)/ruff format --check functions tests benchmarks
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: $(STAMP)

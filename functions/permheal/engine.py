@@ -273,7 +273,7 @@ def repair(
     dry_run: bool,
     max_attempts: int = 5,
     api_names: dict[str, str] | None = None,
-    flap_guard: Callable[[FunctionRef], str | None] | None = None,
+    flap_guard: Callable[[FunctionRef, frozenset[str]], str | None] | None = None,
 ) -> RepairResult:
     """Read, plan, apply one step, re-read: until the plan is empty, then verify by evaluation.
 
@@ -289,7 +289,8 @@ def repair(
     before = policy
     if dry_run or first_plan.refusal or first_plan.empty:
         return _unapplied(first_plan, group)
-    flapping = flap_guard(function) if first_plan.add and flap_guard else None
+    planned = frozenset(str(s["Sid"]) for s in first_plan.add)
+    flapping = flap_guard(function, planned) if planned and flap_guard else None
     if flapping:
         return replace(_unapplied(first_plan, group), refusal=flapping, flapping=True)
 
@@ -475,15 +476,20 @@ def repair_group(
 
 def _flap_guard(
     adapters: Adapters, resolution: Resolution, settings: Settings
-) -> Callable[[FunctionRef], str | None] | None:
+) -> Callable[[FunctionRef, frozenset[str]], str | None] | None:
     """Stop re-adding a grant something keeps removing (usually IaC drift) until an operator clears it."""
     ledger = adapters.ledger
     if ledger is None:
         return None
 
-    def guard(function: FunctionRef) -> str | None:
+    def guard(function: FunctionRef, planned_sids: frozenset[str]) -> str | None:
+        # Flapping = re-adding a grant permheal already added: other APIs' first repairs don't count.
         window = timedelta(hours=settings.flap_window_hours)
-        repairs = ledger.recent_repairs(function_key(function), window)
+        repairs = [
+            entry
+            for entry in ledger.recent_repairs(function_key(function), window)
+            if planned_sids & {added["sid"] for added in entry.added}
+        ]
         if len(repairs) < settings.flap_threshold:
             return None
         when = ", ".join(f"{r.at} ({r.change_id})" for r in repairs[-settings.flap_threshold :])

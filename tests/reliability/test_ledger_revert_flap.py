@@ -448,15 +448,44 @@ def test_flap_threshold_is_configurable(
     assert remediate_local(cli).json["outcome"] == "flapping"
 
 
+def test_repairs_of_the_same_function_for_other_grants_are_not_flapping(
+    world: World, ledger: str, cli: Any, record: Record
+) -> None:
+    # Given pets:live repaired three times today, each time for a grant other than the one it needs now
+    # (three APIs sharing the function, each deployed without its permission)
+    build_petstore(world)
+    world.allow("petstore")
+    for index in range(3):
+        grant = {
+            "sid": f"permheal-{index:016x}",
+            "sourceArn": f"arn:aws:execute-api:us-east-1:1:other{index}/*",
+        }
+        Ledger(ledger).record(LedgerEntry(EntryKind.REPAIR, f"other{index}", LIVE_ARN, added=(grant,)))
+    before = snapshot(*FUNCTIONS)
+
+    # When the petstore's grant is missing for the first time
+    result = remediate_local(cli)
+    record(
+        "flap: 3 repairs of the function for other APIs, then a first repair",
+        result.json["outcome"],
+        lost_in(before, snapshot(*FUNCTIONS), {}),
+    )
+
+    # Then it is repaired: only re-adding the same grant again and again is flapping
+    assert result.json["outcome"] == "repaired"
+
+
 def test_repairs_older_than_the_window_do_not_count(
     world: World, ledger: str, cli: Any, monkeypatch: pytest.MonkeyPatch, record: Record
 ) -> None:
     # Given three repairs of pets:live recorded 25 hours ago
     build_petstore(world)
     world.allow("petstore")
+    planned = remediate_local(cli, "--dry-run").json["changes"]
+    (grant,) = next(c["added"] for c in planned if c["qualifier"] == "live")
     old = Ledger(ledger, clock=lambda: datetime.now(UTC) - timedelta(hours=25))
     for _ in range(3):
-        old.record(LedgerEntry(EntryKind.REPAIR, "api", LIVE_ARN, added=({"sid": "x", "sourceArn": "y"},)))
+        old.record(LedgerEntry(EntryKind.REPAIR, "api", LIVE_ARN, added=(grant,)))
 
     # When pets:live fails now, with the default 24 h window and then with a 48 h one
     within_day = remediate_local(cli)
