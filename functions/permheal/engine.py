@@ -11,14 +11,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
 from typing import Any
 
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
 from permheal.adapters.apigateway import ApiDefinition, ApiGateway, RestApi
 from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, StaleRevision
-from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry, function_key
+from permheal.adapters.ledger import EntryKind, Ledger, function_key
 from permheal.arns import ApiRef, FunctionRef
+from permheal.audit import flap_guard, record
 from permheal.config import Settings
 from permheal.errors import AwsCallError, ConflictError, NotFoundError, ParseError
 from permheal.models import (
@@ -185,7 +185,7 @@ def resolve(
         execution_arn=execution_arn,
     )
     if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
-        _record(adapters, refusal, EntryKind.REFUSAL, "", detail="API is not in the allowlist")
+        record(adapters.ledger, refusal, EntryKind.REFUSAL, "", detail="API is not in the allowlist")
         return refusal
     identity = adapters.identity()
     definition = adapters.gateway.definition(api, request.stage)
@@ -453,16 +453,16 @@ def repair_group(
         dry_run=resolution.dry_run or settings.dry_run(),
         max_attempts=settings.max_write_attempts,
         api_names={api.api_id: api.name},
-        flap_guard=_flap_guard(adapters, resolution, settings),
+        flap_guard=flap_guard(adapters.ledger, settings),
     )
     key = function_key(group.function)
     if result.flapping:
-        _record(adapters, resolution, EntryKind.FLAPPING, key, detail=str(result.refusal))
+        record(adapters.ledger, resolution, EntryKind.FLAPPING, key, detail=str(result.refusal))
     elif result.refusal and not resolution.dry_run:
-        _record(adapters, resolution, EntryKind.REFUSAL, key, detail=result.refusal)
+        record(adapters.ledger, resolution, EntryKind.REFUSAL, key, detail=result.refusal)
     elif result.change.changed and not (resolution.dry_run or settings.dry_run()):
         try:
-            _record(adapters, resolution, EntryKind.REPAIR, key, result=result)
+            record(adapters.ledger, resolution, EntryKind.REPAIR, key, result=result)
         except AwsCallError as exc:
             # Raising would make the workflow retry a repair that is already done, and the retry,
             # finding nothing to change, would report success: the change would go unrecorded.
@@ -472,70 +472,6 @@ def repair_group(
                 f"ledger ({exc}); the result lists it",
             )
     return result
-
-
-def _flap_guard(
-    adapters: Adapters, resolution: Resolution, settings: Settings
-) -> Callable[[FunctionRef, frozenset[str]], str | None] | None:
-    """Stop re-adding a grant something keeps removing (usually IaC drift) until an operator clears it."""
-    ledger = adapters.ledger
-    if ledger is None:
-        return None
-
-    def guard(function: FunctionRef, planned_sids: frozenset[str]) -> str | None:
-        # Flapping = re-adding a grant permheal already added: other APIs' first repairs don't count.
-        window = timedelta(hours=settings.flap_window_hours)
-        repairs = [
-            entry
-            for entry in ledger.recent_repairs(function_key(function), window)
-            if planned_sids & {added["sid"] for added in entry.added}
-        ]
-        if len(repairs) < settings.flap_threshold:
-            return None
-        when = ", ".join(f"{r.at} ({r.change_id})" for r in repairs[-settings.flap_threshold :])
-        return (
-            f"{function.label} was repaired {len(repairs)} times in {settings.flap_window_hours} h ({when}); "
-            f"something keeps removing its permission. Not repairing until cleared with "
-            f"`permheal clear-flap {function.arn}`"
-        )
-
-    return guard
-
-
-def _record(
-    adapters: Adapters,
-    resolution: Resolution,
-    kind: str,
-    key: str,
-    *,
-    result: RepairResult | None = None,
-    detail: str = "",
-) -> None:
-    """Write the audit trail; a run without a ledger (CLI --local, tests) records nothing."""
-    if adapters.ledger is None:
-        return
-    change = result.change if result else None
-    adapters.ledger.record(
-        LedgerEntry(
-            kind=kind,
-            api_id=resolution.api.api_id,
-            function_key=key,
-            execution_arn=resolution.execution_arn,
-            trigger=resolution.source,
-            api_name=resolution.api.name,
-            stage=resolution.stage or "",
-            added=tuple({"sid": a.sid, "sourceArn": a.source_arn} for a in change.added) if change else (),
-            removed=tuple(
-                {"sid": r.sid, "sourceArn": r.source_arn, "reason": r.reason, "statement": r.statement}
-                for r in change.removed
-            )
-            if change
-            else (),
-            policy_before=result.policy_before if result else {},
-            policy_after=result.policy_after if result else {},
-            detail=detail,
-        )
-    )
 
 
 def _not_repaired(group: FunctionGroup, reason: str) -> RepairResult:
