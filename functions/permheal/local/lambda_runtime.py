@@ -56,15 +56,16 @@ def install(extra_env: dict[str, str] | None = None) -> None:
 class _SerializedBoto3:
     """moto's Step Functions interpreter makes a boto3 client per task from the shared default session,
     from one thread per execution; botocore's session is not thread-safe, so concurrent executions
-    (a storm, a Map) can crash a step in moto where AWS would not. Creating clients one at a time fixes it.
+    (a storm, a Map) can crash a step in moto where AWS would not. Creating clients one at a time, under
+    the same lock the handlers run under, fixes it.
     """
 
     def __init__(self, boto3: Any):
         self._boto3 = boto3
-        self._lock = threading.Lock()
 
     def client(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
+        # The handlers' lock: they create clients too, from the same default session.
+        with _LOCK:
             return self._boto3.client(*args, **kwargs)
 
 
