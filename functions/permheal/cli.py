@@ -149,8 +149,21 @@ def _ledger() -> Any:
     return Ledger(os.environ.get("PERMHEAL_LEDGER_TABLE") or find_stack_output("LedgerTableName"))
 
 
+def _function_key(text: str | None) -> str | None:
+    """`pets:live`, `pets` or a partial ARN as the full ARN the ledger keys on (this account and region)."""
+    if not text or text.startswith("arn:"):
+        return text
+    from permheal.adapters.account import caller_identity
+    from permheal.adapters.aws import client
+    from permheal.arns import parse_function
+
+    identity = caller_identity()
+    region = str(client("lambda").meta.region_name)
+    return parse_function(text, partition=identity.partition, region=region, account=identity.account).arn
+
+
 def _history(args: argparse.Namespace, out: TextIO) -> int:
-    entries = _ledger().history(api_id=args.api, function=args.function)
+    entries = _ledger().history(api_id=args.api, function=_function_key(args.function))
     if args.format == "json":
         json.dump({"entries": [e.to_dict() for e in entries]}, out, indent=2)
         out.write("\n")
@@ -194,7 +207,7 @@ def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.adapters.ledger import EntryKind, LedgerEntry, function_key
     from permheal.arns import parse_function
 
-    function = parse_function(args.function, partition="aws", region="-", account="-")
+    function = parse_function(str(_function_key(args.function)), partition="aws", region="-", account="-")
     entry = _ledger().record(
         LedgerEntry(
             kind=EntryKind.CLEARED,

@@ -208,6 +208,7 @@ def test_history_lists_entries_as_json_filtered_by_api_and_by_function(
     everything = cli("history", "--format", "json")
     by_api = cli("history", "--api", orders, "--format", "json")
     by_function = cli("history", "--function", LIVE_ARN, "--format", "json")
+    by_short_name = cli("history", "--function", "pets:live", "--format", "json")
     table = cli("history")
     record("ledger: permheal history (json, --api, --function)", f"exit {everything.code}", 0)
 
@@ -232,6 +233,7 @@ def test_history_lists_entries_as_json_filtered_by_api_and_by_function(
         (orders, function_arn("orders-fn"))
     ]
     assert [(e["apiId"], e["function"]) for e in by_function.json["entries"]] == [(petstore.api_id, LIVE_ARN)]
+    assert by_short_name.json == by_function.json  # `pets:live` means this account's and region's pets:live
     assert table.out.splitlines()[0].split() == [
         "CHANGE_ID",
         "KIND",

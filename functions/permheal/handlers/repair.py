@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.config import Settings
@@ -24,4 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = Settings.from_env()
     result = repair_group(adapters_for(context, settings), resolution, group, settings)
     logger.info("repaired", extra={"change": result.change.to_dict(), "verified": result.verified})
+    metrics.add_metric(name="StatementsAdded", unit=MetricUnit.Count, value=len(result.change.added))
+    metrics.add_metric(name="StatementsRemoved", unit=MetricUnit.Count, value=len(result.change.removed))
     return result.to_dict()

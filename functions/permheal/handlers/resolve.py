@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.config import Settings
@@ -20,4 +21,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = ResolveRequest.from_event(payload.get("request"))
     settings = Settings.from_env()
     execution_arn = str(payload.get("executionArn") or "")
-    return resolve(adapters_for(context, settings), request, settings, execution_arn).to_dict()
+    resolution = resolve(adapters_for(context, settings), request, settings, execution_arn)
+    metrics.add_metric(
+        name="Refusals" if not resolution.allowed else "FunctionsResolved",
+        unit=MetricUnit.Count,
+        value=1 if not resolution.allowed else len(resolution.groups),
+    )
+    return resolution.to_dict()
