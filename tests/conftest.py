@@ -32,6 +32,21 @@ os.environ.update(
     POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_LOG_LEVEL="WARNING",
 )
+
+
+def _refuse_real_aws(request: Any, **_: Any) -> None:
+    """Safety net: a call that moto does not intercept must fail here, never reach AWS."""
+    from moto.core.models import botocore_stubber
+
+    if not botocore_stubber.enabled and ".amazonaws.com" in str(getattr(request, "url", "")):
+        raise RuntimeError(f"a test tried to call real AWS: {request.url}")
+
+
+if not E2E:
+    import botocore.handlers
+
+    botocore.handlers.BUILTIN_HANDLERS.append(("before-send", _refuse_real_aws))
+
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "PERMHEAL_MODE", "PERMHEAL_SCOPE", "PERMHEAL_PRUNE_STALE"):
     if not E2E:
         os.environ.pop(_name, None)

@@ -157,6 +157,7 @@ def _function_key(text: str | None) -> str | None:
     from permheal.adapters.aws import client
     from permheal.arns import parse_function
 
+    parse_function(text, partition="aws", region="-", account="-")  # reject garbage before any AWS call
     identity = caller_identity()
     region = str(client("lambda").meta.region_name)
     return parse_function(text, partition=identity.partition, region=region, account=identity.account).arn

@@ -255,7 +255,14 @@ def _why_dead(
     new_grants: Sequence[GatewayGrant],
     options: PlanOptions,
 ) -> tuple[FindingKind, str, GatewayGrant | None] | None:
-    """Why a grant is dead weight, and which grant keeps its calls allowed; None if it is needed."""
+    """Why a grant is dead weight, and which grant keeps its calls allowed; None if it is needed.
+
+    Staleness comes first: a duplicate of a grant for a deleted API is itself for that API, and is
+    reported (and pruned) as such rather than kept or removed on the strength of its twin.
+    """
+    stale = _stale_api(grant, function, options.existing_api_ids)
+    if stale is not None:
+        return FindingKind.STALE_STATEMENT, f"API {stale} no longer exists", None
     twin = next(
         (o for o in existing if o.position < grant.position and o.covers(grant) and grant.covers(o)), None
     )
@@ -266,9 +273,6 @@ def _why_dead(
     if wider is not None:
         verdict = (FindingKind.REDUNDANT_STATEMENT, f"covered by {wider.sid}", wider)
         return verdict if _removable(grant, options.removable_api_ids) else None
-    stale = _stale_api(grant, function, options.existing_api_ids)
-    if stale is not None:
-        return FindingKind.STALE_STATEMENT, f"API {stale} no longer exists", None
     return None
 
 
