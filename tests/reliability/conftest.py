@@ -6,6 +6,7 @@ initial conftest); the plugin that prints the table is tests/reliability/report.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -70,3 +71,18 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     for item in items:
         if "tests/reliability/" in item.nodeid and item.get_closest_marker("reliability") is None:
             raise pytest.UsageError(f"{item.nodeid} lacks pytest.mark.reliability")
+
+
+@pytest.fixture
+def detector_env(world: World, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """The detector handler's environment: a one-state workflow and its dead-letter queue."""
+    sfn, sqs = world.client("stepfunctions"), world.client("sqs")
+    machine = sfn.create_state_machine(
+        name="noop",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
+        roleArn=world.execution_role(),
+    )["stateMachineArn"]
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    monkeypatch.setenv("PERMHEAL_STATE_MACHINE_ARN", machine)
+    monkeypatch.setenv("PERMHEAL_DEAD_LETTER_QUEUE_URL", queue)
+    return SimpleNamespace(machine=machine, queue=queue, sfn=sfn, sqs=sqs)

@@ -193,23 +193,8 @@ PAYLOADS: dict[str, tuple[Callable[[], Any], str]] = {
 }
 
 
-@pytest.fixture
-def detector(world: World, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """The detector handler's environment: a one-state workflow and its dead-letter queue."""
-    sfn, sqs = world.client("stepfunctions"), world.client("sqs")
-    machine = sfn.create_state_machine(
-        name="noop",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
-        roleArn=world.execution_role(),
-    )["stateMachineArn"]
-    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
-    monkeypatch.setenv("PERMHEAL_STATE_MACHINE_ARN", machine)
-    monkeypatch.setenv("PERMHEAL_DEAD_LETTER_QUEUE_URL", queue)
-    return SimpleNamespace(machine=machine, queue=queue)
-
-
 def test_every_malformed_or_odd_subscription_payload_is_dead_lettered_ignored_or_started_once(
-    world: World, detector: SimpleNamespace, lambda_context: Any, record: Record
+    world: World, detector_env: SimpleNamespace, lambda_context: Any, record: Record
 ) -> None:
     from permheal.handlers.detect import lambda_handler
 
@@ -218,15 +203,15 @@ def test_every_malformed_or_odd_subscription_payload_is_dead_lettered_ignored_or
     for name, (make, expected) in PAYLOADS.items():
         # Given one payload of the matrix
         event = make()
-        before = len(sfn.list_executions(stateMachineArn=detector.machine)["executions"])
+        before = len(sfn.list_executions(stateMachineArn=detector_env.machine)["executions"])
 
         # When the detector handler receives it
         try:
             response = lambda_handler(event, lambda_context)
         except Exception as exc:  # the handler must never crash on input
             response = {"crashed": f"{type(exc).__name__}: {exc}"[:200]}
-        started = len(sfn.list_executions(stateMachineArn=detector.machine)["executions"]) - before
-        kept = dead_letters(world, detector.queue)
+        started = len(sfn.list_executions(stateMachineArn=detector_env.machine)["executions"]) - before
+        kept = dead_letters(world, detector_env.queue)
 
         # Then it is kept for a person with the reason, ignored, or starts exactly one execution
         outcome = (

@@ -225,21 +225,6 @@ def test_persistent_fault_fails_clearly_loses_nothing_and_a_rerun_converges(
 # ------------------------------------------------------------------------- the detector's calls
 
 
-@pytest.fixture
-def detector_env(world: World, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """A one-state workflow and a dead-letter queue for the detector handler."""
-    sfn, sqs = world.client("stepfunctions"), world.client("sqs")
-    machine = sfn.create_state_machine(
-        name="noop",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
-        roleArn=world.execution_role(),
-    )["stateMachineArn"]
-    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
-    monkeypatch.setenv("PERMHEAL_STATE_MACHINE_ARN", machine)
-    monkeypatch.setenv("PERMHEAL_DEAD_LETTER_QUEUE_URL", queue)
-    return SimpleNamespace(machine=machine, queue=queue, sfn=sfn, sqs=sqs)
-
-
 def dead_letter_count(env: SimpleNamespace) -> int:
     attributes = env.sqs.get_queue_attributes(
         QueueUrl=env.queue, AttributeNames=["ApproximateNumberOfMessages"]
