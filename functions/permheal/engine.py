@@ -31,8 +31,8 @@ from permheal.models import (
     RemovedStatement,
     Target,
 )
-from permheal.planner import Plan, PlanOptions, plan_repair, policy_after
-from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after
+from permheal.policy import Policy
 from permheal.targets import Hint, narrow, stage_targets
 
 
@@ -375,7 +375,7 @@ def _verified(
     found: Sequence[Finding] = (),
 ) -> RepairResult:
     """Findings are what the first read showed (what broke), plus what only the last read shows."""
-    failing = [t for t in group.targets if not _allows(after, group.function, t)]
+    failing = [t for t in group.targets if not allows(after, group.function, t)]
     findings = _merge_findings(found, plan.findings)
     error = None
     if failing and not plan.refusal:
@@ -402,7 +402,7 @@ def _merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
 def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:
     """A plan not carried out (dry run, nothing to do, or refused): report it as it would land."""
     after = plan.policy if plan.refusal else policy_after(plan)
-    failing = [t for t in group.targets if not _allows(after, group.function, t)]
+    failing = [t for t in group.targets if not allows(after, group.function, t)]
     return RepairResult(
         plan.change(),
         plan.findings,
@@ -411,10 +411,6 @@ def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:
         policy_before=plan.policy.document(),
         policy_after=after.document(),
     )
-
-
-def _allows(policy: Policy, function: FunctionRef, target: Target) -> bool:
-    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
 
 
 def _missing_function(group: FunctionGroup, detail: str) -> RepairResult:

@@ -178,7 +178,7 @@ def _plan(
             f"policy of {function.label} would be {peak_bytes} bytes during the repair, "
             f"over the {POLICY_SIZE_LIMIT}-byte limit"
         )
-        unresolved.extend(t for t in targets if t not in unresolved and not _allowed(policy, function, t))
+        unresolved.extend(t for t in targets if t not in unresolved and not allows(policy, function, t))
     size = policy.size_bytes if refusal else bytes_after
     if size > POLICY_SIZE_LIMIT * NEAR_LIMIT_RATIO:
         findings.append(
@@ -211,7 +211,8 @@ def _plan(
     )
 
 
-def _allowed(policy: Policy, function: FunctionRef, target: Target) -> bool:
+def allows(policy: Policy, function: FunctionRef, target: Target) -> bool:
+    """Would API Gateway's call for `target` be allowed to invoke `function` under `policy`?"""
     return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
 
 
