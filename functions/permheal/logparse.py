@@ -34,6 +34,8 @@ PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
 _LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
 _API_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_CANARY_SUFFIX = "/Canary"
+"""A canary's execution logs also go to `…_{api}/{stage}/Canary` (aws-facts.md §8): same API/stage."""
 
 # UUIDs (REST) and base64-ish extended ids (WebSocket, e.g. "Xyz12AbCdEFg=").
 _PREFIX = re.compile(r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*")
@@ -140,12 +142,19 @@ def _shown(value: str) -> str:
 
 
 def parse_log_group(name: str) -> tuple[str, str]:
-    """Split an execution log group name into (api_id, stage); the event names no API otherwise."""
+    """Split an execution log group name into (api_id, stage); the event names no API otherwise.
+
+    The canary's group `…_{api}/{stage}/Canary` is the same API and stage: its failures are the
+    stage's incident, remediated by the same workflow (which also resolves the canary's targets).
+    """
     if not isinstance(name, str):
         raise ParseError(f"log group name must be a string, not {type(name).__name__}")
     if not name.startswith(_LOG_GROUP_PREFIX):
         raise ParseError(f"not an API Gateway execution log group: {_shown(name)}")
-    api_id, slash, stage = name[len(_LOG_GROUP_PREFIX) :].partition("/")
+    rest = name[len(_LOG_GROUP_PREFIX) :]
+    if rest.endswith(_CANARY_SUFFIX) and rest.count("/") == 2:
+        rest = rest[: -len(_CANARY_SUFFIX)]
+    api_id, slash, stage = rest.partition("/")
     if not slash:
         raise ParseError(f"execution log group has no '/{{stage}}' part: {_shown(name)}")
     if _API_ID.fullmatch(api_id) is None:

@@ -77,6 +77,17 @@ def test_a_thousand_failures_in_one_window_are_one_incident_with_one_name() -> N
     assert first.failure_lines == 500
 
 
+def test_canary_log_group_failures_are_the_stage_incident() -> None:
+    # Given the same failure written to the stage's group and to its canary group
+    stage = detect(batch(failure("r1")))
+    canary = detect(batch(failure("r1"), group=GROUP + "/Canary"))
+    # Then the canary batch is one incident for the same API and stage, with the same execution
+    (incident,) = canary.incidents
+    assert (incident.api_id, incident.stage) == ("a1b2c3d4e5", "prod")
+    assert incident.execution_name == stage.incidents[0].execution_name
+    assert incident.log_group == GROUP + "/Canary"
+
+
 def test_failures_in_the_next_window_get_a_new_execution_name() -> None:
     now = detect(batch(failure("a"))).incidents[0]
     later = detect(batch(failure("b"), start_ms=WINDOW_START_MS + 900_000)).incidents[0]

@@ -302,6 +302,8 @@ def test_permission_failure_phrase_is_the_subscription_filter_text() -> None:
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod", ("a1b2c3d4e5", "prod")),
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/test-invoke-stage", ("a1b2c3d4e5", "test-invoke-stage")),
         ("API-Gateway-Execution-Logs_ABCdef123456789/v1_beta", ("ABCdef123456789", "v1_beta")),
+        ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod/Canary", ("a1b2c3d4e5", "prod")),
+        ("API-Gateway-Execution-Logs_a1b2c3d4e5/Canary", ("a1b2c3d4e5", "Canary")),
     ],
 )
 def test_parse_log_group_returns_api_id_and_stage(name: str, expected: tuple[str, str]) -> None:
@@ -317,6 +319,9 @@ def test_parse_log_group_returns_api_id_and_stage(name: str, expected: tuple[str
         ("API-Gateway-Execution-Logs_/prod", "invalid API id"),
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/", "invalid stage name"),
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod/extra", "invalid stage name"),
+        ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod/canary", "invalid stage name"),
+        ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod/Canary/Canary", "invalid stage name"),
+        ("API-Gateway-Execution-Logs_a1b2c3d4e5//Canary", "invalid stage name"),
         ("API-Gateway-Execution-Logs_a1b2-c3d4/prod", "invalid API id"),
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod\n", "invalid stage name"),
         ("API-Gateway-Execution-Logs_a1b2c3d4e5/" + "s" * 129, "invalid stage name"),
@@ -545,8 +550,11 @@ def test_parse_log_group_returns_or_raises_parse_error_only(name: str) -> None:
         api_id, stage = parse_log_group(name)
     except ParseError:
         return
-    # Then a success puts both parts back together into the same name
-    assert name == f"API-Gateway-Execution-Logs_{api_id}/{stage}"
+    # Then a success puts both parts back together into the same name (or its canary group)
+    assert name in (
+        f"API-Gateway-Execution-Logs_{api_id}/{stage}",
+        f"API-Gateway-Execution-Logs_{api_id}/{stage}/Canary",
+    )
 
 
 _methods = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"])
