@@ -48,12 +48,13 @@ def moto_aws() -> Iterator[None]:
     """moto in process with Lambda policies made faithful to AWS (no permheal stack)."""
     from moto import mock_aws
 
-    from permheal.local import faithful_lambda
+    from permheal.local import faithful_apigateway, faithful_lambda
     from permheal.local.aws import MOTO_CONFIG
 
     with hermetic_env(), mock_aws(config=MOTO_CONFIG):
         installed = faithful_lambda.is_installed()
         faithful_lambda.install()
+        faithful_apigateway.install()
         forget_clients()
         try:
             yield
@@ -61,6 +62,7 @@ def moto_aws() -> Iterator[None]:
             forget_clients()
             if not installed:
                 faithful_lambda.uninstall()
+                faithful_apigateway.uninstall()
 
 
 ADAPTER_MODULES = (

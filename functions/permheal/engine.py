@@ -33,7 +33,7 @@ from permheal.models import (
 )
 from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after
 from permheal.policy import Policy
-from permheal.targets import Hint, narrow, stage_targets
+from permheal.targets import Hint, narrow, stage_targets, undeployed_changes
 
 
 @dataclass
@@ -202,6 +202,7 @@ def resolve(
 def api_targets(
     definition: ApiDefinition, identity: Identity, region: str
 ) -> tuple[list[Target], list[Finding]]:
+    """What every stage (and its canary) serves; working-copy targets no stage serves are reported."""
     ref = ApiRef(identity.partition, region, identity.account, definition.api.api_id)
     targets: list[Target] = []
     findings: list[Finding] = []
@@ -212,11 +213,21 @@ def api_targets(
             stage.name,
             stage.variables,
             stage.logging_level,
-            definition.resources,
-            definition.authorizers,
+            stage.served,
+            stage.canary,
         )
         targets.extend(found.targets)
         findings.extend(found.findings)
+    findings.extend(
+        undeployed_changes(
+            ref,
+            definition.api.name,
+            definition.working_copy,
+            [stage.served for stage in definition.stages],
+            [stage.variables for stage in definition.stages],
+            definition.stage_filter,
+        )
+    )
     return targets, findings
 
 

@@ -92,6 +92,8 @@ class FindingKind(StrEnum):
     INTEGRATION_ROLE = "integration_role"
     CROSS_ACCOUNT_FUNCTION = "cross_account_function"
     MISSING_FUNCTION = "missing_function"
+    UNDEPLOYED_CHANGE = "undeployed_change"
+    """The working copy invokes a function no stage serves yet (edited without redeploying)."""
 
 
 @dataclass(frozen=True)

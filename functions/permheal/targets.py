@@ -1,24 +1,26 @@
-"""Turn an API's control-plane definition into the Lambda calls API Gateway makes, and narrow by hints.
+"""Turn what each stage serves into the Lambda calls API Gateway makes, and narrow by hints.
 
-Pure: input is what GetStage/GetResources/GetAuthorizers return. Log text is only ever used to
-choose among targets found here, never to create one.
+Pure: input is each stage's served definition (its deployment, `permheal.openapi`), its variables
+and canary. Log text is only ever used to choose among targets found here, never to create one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from permheal.arns import (
     ApiRef,
     FunctionRef,
+    IntegrationUri,
     parse_function,
     parse_integration_uri,
     resolve_integration_function,
 )
 from permheal.errors import ParseError
 from permheal.models import Finding, FindingKind, Target, TargetKind
+from permheal.openapi import ApiSpec, Authorizer, Canary
 
 LAMBDA_INTEGRATION_TYPES = ("AWS", "AWS_PROXY")
 LAMBDA_AUTHORIZER_TYPES = ("TOKEN", "REQUEST")
@@ -63,11 +65,17 @@ def stage_targets(
     stage: str,
     variables: Mapping[str, str],
     logging_level: str | None,
-    resources: Sequence[Mapping[str, Any]],
-    authorizers: Sequence[Mapping[str, Any]],
+    served: ApiSpec,
+    canary: Canary | None = None,
 ) -> StageTargets:
-    """Every Lambda integration and every Lambda authorizer a method of this stage uses."""
-    targets: list[Target] = []
+    """Every Lambda integration and Lambda authorizer the stage serves, and its canary's.
+
+    `served` is the stage's deployment (its export). The canary's requests use the canary's
+    deployment with its stage-variable overrides; AWS exports a stage's own deployment only, so the
+    canary's targets are the stage's deployment with the overrides applied: exact when the canary
+    runs the stage's deployment (a canary made for a variable change, e.g. a new alias), and a
+    limit otherwise (a method changed only in the canary's deployment is not seen).
+    """
     findings: list[Finding] = []
     base = {"api_id": api.api_id, "api_name": api_name, "stage": stage}
     if (logging_level or "OFF").upper() not in LOGGED_LEVELS:
@@ -78,37 +86,158 @@ def stage_targets(
                 detail="execution logging is off: permheal cannot detect failures on this stage",
             )
         )
-    used_authorizers: set[str] = set()
-    for resource in resources:
-        path = str(resource.get("path", ""))
-        for method, definition in sorted((resource.get("resourceMethods") or {}).items()):
-            if definition.get("authorizationType") == "CUSTOM" and definition.get("authorizerId"):
-                used_authorizers.add(str(definition["authorizerId"]))
-            integration = definition.get("methodIntegration") or {}
-            if integration.get("type") not in LAMBDA_INTEGRATION_TYPES:
-                continue
-            where = {**base, "method": method, "resource_path": path}
-            function = _function(
-                api, integration.get("uri"), integration.get("credentials"), variables, where, findings
-            )
-            if function is not None:
-                targets.append(Target(TargetKind.INTEGRATION, api, stage, function, method, path))
-    for authorizer in authorizers:
-        authorizer_id = str(authorizer.get("id"))
-        if authorizer.get("type") not in LAMBDA_AUTHORIZER_TYPES or authorizer_id not in used_authorizers:
+    findings.extend(
+        Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=problem) for problem in served.problems
+    )
+    targets = _spec_targets(api, base, served, variables, findings)
+    if canary is not None:
+        overridden = {**variables, **canary.variable_overrides}
+        targets += _spec_targets(api, base, served, overridden, findings)
+    return StageTargets(_unique(targets), _unique(findings))
+
+
+def _spec_targets(
+    api: ApiRef,
+    base: Mapping[str, Any],
+    spec: ApiSpec,
+    variables: Mapping[str, str],
+    findings: list[Finding],
+) -> list[Target]:
+    stage = str(base["stage"])
+    targets: list[Target] = []
+    used: dict[str, Authorizer] = {}
+    for method in spec.methods:
+        authorizer = method.authorizer
+        if authorizer is not None and authorizer.authorizer_id is not None:
+            used.setdefault(authorizer.authorizer_id, authorizer)
+        integration = method.integration
+        if integration is None or integration.type not in LAMBDA_INTEGRATION_TYPES:
+            continue
+        where = {**base, "method": method.method, "resource_path": method.path}
+        function = _function(api, integration.uri, integration.credentials, variables, where, findings)
+        if function is not None:
+            targets.append(Target(TargetKind.INTEGRATION, api, stage, function, method.method, method.path))
+    for authorizer_id, authorizer in used.items():
+        if authorizer.type not in LAMBDA_AUTHORIZER_TYPES:
             continue
         where = {**base, "authorizer_id": authorizer_id}
-        function = _function(
-            api,
-            authorizer.get("authorizerUri"),
-            authorizer.get("authorizerCredentials"),
-            variables,
-            where,
-            findings,
-        )
+        function = _function(api, authorizer.uri, authorizer.credentials, variables, where, findings)
         if function is not None:
             targets.append(Target(TargetKind.AUTHORIZER, api, stage, function, authorizer_id=authorizer_id))
-    return StageTargets(tuple(targets), tuple(findings))
+    return targets
+
+
+_T = TypeVar("_T")
+
+
+def _unique(items: Iterable[_T]) -> tuple[_T, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def undeployed_changes(
+    api: ApiRef,
+    api_name: str,
+    working_copy: ApiSpec,
+    served: Sequence[ApiSpec],
+    stage_variables: Sequence[Mapping[str, str]],
+    stage: str | None = None,
+) -> tuple[Finding, ...]:
+    """Lambda targets of the working copy that no stage serves: reported, never granted.
+
+    An integration or authorizer edited (or added) without redeploying invokes nothing yet;
+    granting it would open a function no call reaches while the live calls keep their old target.
+    `stage` names the one stage compared when only one was read.
+    """
+    deployed_methods = {(m.method, m.path, m.integration) for spec in served for m in spec.methods}
+    deployed_authorizers = {
+        (a.authorizer_id, a.type, a.uri, a.credentials)
+        for spec in served
+        for m in spec.methods
+        if (a := m.authorizer) is not None
+    }
+    where = f"stage {stage}" if stage else "any stage"
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for method in working_copy.methods:
+        integration = method.integration
+        if (
+            integration is not None
+            and integration.type in LAMBDA_INTEGRATION_TYPES
+            and (method.method, method.path, integration) not in deployed_methods
+            and (uri := _lambda_uri(integration.uri)) is not None
+        ):
+            findings.append(
+                _undeployed(
+                    api,
+                    api_name,
+                    stage,
+                    uri,
+                    stage_variables,
+                    f"{method.method} {method.path}: the undeployed working copy invokes "
+                    f"{uri.function_text}, which {where} does not serve; not granted until deployed",
+                    method=method.method,
+                    resource_path=method.path,
+                )
+            )
+        authorizer = method.authorizer
+        if (
+            authorizer is not None
+            and authorizer.type in LAMBDA_AUTHORIZER_TYPES
+            and authorizer.authorizer_id not in seen
+            and (authorizer.authorizer_id, authorizer.type, authorizer.uri, authorizer.credentials)
+            not in deployed_authorizers
+            and (uri := _lambda_uri(authorizer.uri)) is not None
+        ):
+            seen.add(str(authorizer.authorizer_id))
+            findings.append(
+                _undeployed(
+                    api,
+                    api_name,
+                    stage,
+                    uri,
+                    stage_variables,
+                    f"authorizer {authorizer.name} ({authorizer.authorizer_id}): the undeployed working copy "
+                    f"invokes {uri.function_text}, which {where} does not serve; not granted until deployed",
+                    authorizer_id=authorizer.authorizer_id,
+                )
+            )
+    return tuple(findings)
+
+
+def _lambda_uri(uri: str | None) -> IntegrationUri | None:
+    try:
+        return parse_integration_uri(uri or "")
+    except ParseError:
+        return None
+
+
+def _undeployed(
+    api: ApiRef,
+    api_name: str,
+    stage: str | None,
+    uri: IntegrationUri,
+    stage_variables: Sequence[Mapping[str, str]],
+    detail: str,
+    **where: Any,
+) -> Finding:
+    """The finding names the function when every stage's variables resolve the URI to the same one."""
+    functions: set[FunctionRef] = set()
+    for variables in stage_variables or [{}]:
+        try:
+            functions.add(resolve_integration_function(uri, dict(variables), api.account))
+        except ParseError:
+            continue
+    function = next(iter(functions)) if len(functions) == 1 else None
+    return Finding(
+        FindingKind.UNDEPLOYED_CHANGE,
+        api_id=api.api_id,
+        api_name=api_name,
+        stage=stage,
+        function_arn=function.unqualified_arn if function else None,
+        qualifier=function.qualifier if function else None,
+        detail=detail,
+        **where,
+    )
 
 
 def _function(

@@ -18,7 +18,15 @@ from permheal.local.builder import World, function_arn
 INTEGRATIONS = (("svc-a", "live"), ("svc-b", "1"), ("svc-c", None))
 AUTHORIZERS = (("auth-a", "TOKEN"), ("auth-b", "REQUEST"), ("auth-c", "TOKEN"))
 METHODS = ("GET", "POST", "DELETE")
-CONTROL_PLANE = ("GetRestApi", "GetRestApis", "GetStage", "GetStages", "GetResources", "GetAuthorizers")
+CONTROL_PLANE = (
+    "GetRestApi",
+    "GetRestApis",
+    "GetStage",
+    "GetStages",
+    "GetResources",
+    "GetAuthorizers",
+    "GetExport",  # what a stage serves: one per stage
+)
 
 
 class CallLog:
@@ -127,6 +135,25 @@ def test_api_gateway_calls_do_not_grow_with_the_number_of_methods(
     assert small_calls == large_calls
     assert set(large_calls) <= set(CONTROL_PLANE), large_calls
     assert all(count == 1 for count in large_calls.values()), large_calls
+
+
+def test_each_stage_costs_one_export_and_nothing_else_grows(world: World, cli: Any, calls: CallLog) -> None:
+    # Given a 300-method API deployed to three stages
+    build_functions(world)
+    api = build_api(world, "large", resources=100)
+    world.deploy(api, "dev")
+    world.deploy(api, "beta")
+
+    # When it is remediated (every stage)
+    run = remediate(cli, "large", "--dry-run")
+
+    # Then each stage's served definition is read once, every other control-plane read once
+    assert run.json["outcome"] == "dry_run"
+    counts = calls.count("apigateway")
+    assert counts.pop("GetExport") == 3, counts
+    assert all(count == 1 for count in counts.values()), counts
+    exported = sorted(params["stageName"] for svc, op, params in calls.calls if op == "GetExport")
+    assert exported == ["beta", "dev", "prod"]
 
 
 def test_dry_run_reads_each_function_policy_exactly_once(world: World, cli: Any, calls: CallLog) -> None:

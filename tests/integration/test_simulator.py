@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from permheal.detection import decode, detect
-from permheal.local import faithful_lambda
+from permheal.local import faithful_apigateway, faithful_lambda
 from permheal.local.aws import (
     MOTO_CONFIG,
     FilterPattern,
@@ -40,6 +40,7 @@ def clients() -> Iterator[dict[str, Any]]:
     from moto import mock_aws
 
     faithful_lambda.install()
+    faithful_apigateway.install()
     with mock_aws(config=MOTO_CONFIG):
         yield {}
 

@@ -81,9 +81,10 @@ def storm() -> Iterator[Storm]:
     """
     from moto import mock_aws
 
-    from permheal.local import faithful_lambda, lambda_runtime
+    from permheal.local import faithful_apigateway, faithful_lambda, lambda_runtime
 
     faithful_lambda.install()
+    faithful_apigateway.install()
     with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
         lambda_runtime.install()
         try:

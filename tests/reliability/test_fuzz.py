@@ -21,6 +21,7 @@ from permheal import arns, detection, logparse
 from permheal.engine import FunctionGroup, Resolution, ResolveRequest, result_from_state
 from permheal.errors import PermhealError
 from permheal.models import Scope
+from permheal.openapi import authorizers_from_list, from_resources
 from permheal.planner import PlanOptions, plan_repair, policy_after
 from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invoke_statement
 from permheal.targets import stage_targets
@@ -360,28 +361,34 @@ def petstore_targets() -> tuple[Any, ...]:
         "prod",
         {},
         "INFO",
-        [
-            {
-                "path": "/pets/{petId}",
-                "resourceMethods": {
-                    "GET": {
-                        "authorizationType": "CUSTOM",
-                        "authorizerId": "abc",
-                        "methodIntegration": {
-                            "type": "AWS_PROXY",
-                            "uri": uri.format("arn:aws:lambda:us-east-1:123456789012:function:pets:live"),
-                        },
+        from_resources(
+            [
+                {
+                    "path": "/pets/{petId}",
+                    "resourceMethods": {
+                        "GET": {
+                            "authorizationType": "CUSTOM",
+                            "authorizerId": "abc",
+                            "methodIntegration": {
+                                "type": "AWS_PROXY",
+                                "uri": uri.format("arn:aws:lambda:us-east-1:123456789012:function:pets:live"),
+                            },
+                        }
+                    },
+                }
+            ],
+            authorizers_from_list(
+                [
+                    {
+                        "id": "abc",
+                        "type": "TOKEN",
+                        "authorizerUri": uri.format(
+                            "arn:aws:lambda:us-east-1:123456789012:function:pets:live"
+                        ),
                     }
-                },
-            }
-        ],
-        [
-            {
-                "id": "abc",
-                "type": "TOKEN",
-                "authorizerUri": uri.format("arn:aws:lambda:us-east-1:123456789012:function:pets:live"),
-            }
-        ],
+                ]
+            ),
+        ),
     )
     return found.targets
 

@@ -8,6 +8,7 @@ import pytest
 
 from permheal.arns import ApiRef, FunctionRef
 from permheal.models import FindingKind, Target, TargetKind
+from permheal.openapi import authorizers_from_list, from_resources
 from permheal.targets import Hint, StageTargets, narrow, stage_targets
 
 ACCOUNT = "123456789012"
@@ -66,9 +67,9 @@ def resolve(
     variables: dict[str, str] | None = None,
     logging_level: str | None = "INFO",
 ) -> StageTargets:
-    return stage_targets(
-        API, "orders-api", "prod", variables or {}, logging_level, resources, authorizers or []
-    )
+    """The stage serving these GetResources-shaped methods (the same types as its export)."""
+    served = from_resources(resources, authorizers_from_list(authorizers or []))
+    return stage_targets(API, "orders-api", "prod", variables or {}, logging_level, served)
 
 
 def route(verb: str, path: str, function: FunctionRef = ORDERS) -> Target:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from permheal.adapters.aws import client, error_code
-from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError
+from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
+from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -28,16 +31,22 @@ class Stage:
     name: str
     variables: dict[str, str] = field(default_factory=dict)
     logging_level: str | None = None
+    served: ApiSpec = field(default_factory=ApiSpec)
+    """What the stage invokes: its deployment's snapshot, read from the stage's export."""
+    deployment_id: str | None = None
+    canary: Canary | None = None
 
 
 @dataclass(frozen=True)
 class ApiDefinition:
-    """Everything about one API that resolving its Lambda targets needs, in O(1) calls."""
+    """Everything about one API that resolving its Lambda targets needs, in O(1) calls per stage."""
 
     api: RestApi
     stages: tuple[Stage, ...]
-    resources: tuple[dict[str, Any], ...]
-    authorizers: tuple[dict[str, Any], ...]
+    working_copy: ApiSpec = field(default_factory=ApiSpec)
+    """The undeployed definition (GetResources): only compared with what stages serve, never granted."""
+    stage_filter: str | None = None
+    """The one stage asked for, or None when every stage was read."""
 
 
 class ApiGateway:
@@ -93,7 +102,11 @@ class ApiGateway:
             return None
 
     def definition(self, api: RestApi, stage: str | None = None) -> ApiDefinition:
-        """Stages, resources with their methods embedded, and authorizers: 3 calls for any API size."""
+        """Per stage what it serves (one GetExport each); authorizers, stages, working copy once.
+
+        Calls: GetStages (or GetStage), GetAuthorizers, GetResources (per 500 items), and one
+        GetExport per stage, whatever the number of methods.
+        """
         api_id = api.api_id
         if stage is None:
             items = self._call(self._client.get_stages, restApiId=api_id)["item"]
@@ -104,11 +117,15 @@ class ApiGateway:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
                 raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
+        known = authorizers_from_list(self._authorizers(api_id))
         stages = tuple(
             Stage(
                 item["stageName"],
                 dict(item.get("variables") or {}),
                 (item.get("methodSettings") or {}).get("*/*", {}).get("loggingLevel"),
+                self._served(api_id, item["stageName"], known),
+                item.get("deploymentId"),
+                Canary.from_settings(item.get("canarySettings")),
             )
             for item in items
         )
@@ -118,7 +135,29 @@ class ApiGateway:
             embed=["methods"],
             PaginationConfig={"PageSize": PAGE_SIZE},
         )
-        resources = tuple(item for page in pages for item in page["items"])
+        working_copy = from_resources((item for page in pages for item in page["items"]), known)
+        return ApiDefinition(api, stages, working_copy, stage)
+
+    def _served(self, api_id: str, stage: str, known: Sequence[Authorizer]) -> ApiSpec:
+        """The stage's deployment as its OAS 3.0 export shows it, with integrations and authorizers."""
+        response = self._call(
+            self._client.get_export,
+            restApiId=api_id,
+            stageName=stage,
+            exportType="oas30",
+            parameters={"extensions": "integrations,authorizers"},
+            accepts="application/json",
+        )
+        try:
+            document = json.loads(response["body"].read())
+        except (ValueError, KeyError) as exc:
+            raise AwsCallError(f"GetExport {api_id}/{stage}: not a JSON document ({exc})") from exc
+        try:
+            return from_export(document, known)
+        except ParseError as exc:
+            raise AwsCallError(f"GetExport {api_id}/{stage}: {exc}") from exc
+
+    def _authorizers(self, api_id: str) -> list[dict[str, Any]]:
         authorizers: list[dict[str, Any]] = []
         position: str | None = None
         while True:
@@ -131,8 +170,7 @@ class ApiGateway:
             authorizers.extend(page.get("items", []))
             position = page.get("position")
             if not position:
-                break
-        return ApiDefinition(api, stages, resources, tuple(authorizers))
+                return authorizers
 
     def _call(self, operation: Any, **kwargs: Any) -> Any:
         try:

@@ -80,7 +80,7 @@ class LocalAwsServer:
         self._delivery.start()
 
     def stop(self) -> None:
-        from permheal.local import faithful_lambda, lambda_runtime
+        from permheal.local import faithful_apigateway, faithful_lambda, lambda_runtime
 
         self._stopping.set()
         if self._delivery is not None:
@@ -96,6 +96,7 @@ class LocalAwsServer:
             lambda_runtime.uninstall()
             if self._patched_policies:
                 faithful_lambda.uninstall()
+                faithful_apigateway.uninstall()
             _restore(self._saved_env)
 
 
@@ -109,7 +110,7 @@ def start_local_aws(
     """Serve moto on 127.0.0.1:`port` (0 = any free port) with permheal's stack deployed into it."""
     from moto.server import ThreadedMotoServer
 
-    from permheal.local import faithful_lambda, lambda_runtime
+    from permheal.local import faithful_apigateway, faithful_lambda, lambda_runtime
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one stderr line per request
     port = _free_port(port)
@@ -124,6 +125,7 @@ def start_local_aws(
         saved_config = _moto_api(endpoint, "config")
         _moto_api(endpoint, "config", dict(MOTO_CONFIG))
         faithful_lambda.install()
+        faithful_apigateway.install()
         lambda_runtime.install(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -141,6 +143,7 @@ def start_local_aws(
         lambda_runtime.uninstall()
         if patched_policies:
             faithful_lambda.uninstall()
+            faithful_apigateway.uninstall()
         _restore(saved_env)
         raise
     handle = LocalAwsServer(endpoint, port, local, None, server, saved_config, saved_env, patched_policies)
