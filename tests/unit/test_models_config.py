@@ -56,6 +56,7 @@ FINDING_KINDS = {
     "integration_role",
     "cross_account_function",
     "missing_function",
+    "undeployed_change",  # additive (issue 9): working copy invokes what no stage serves
 }
 
 # --- Finding ---------------------------------------------------------------------------------------
