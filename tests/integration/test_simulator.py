@@ -267,6 +267,75 @@ def test_the_simulator_also_takes_plain_clients_and_an_account(world: World) -> 
     assert (response.status, response.route) == (200, "GET /pets")
 
 
+# --- what a stage serves -------------------------------------------------------------------------------
+
+
+def sent_to(response: Any) -> str:
+    """The function ARN of the `Sending request to` line (what the data plane invoked)."""
+    line = next(line for line in response.log_lines if "Sending request to " in line)
+    return line.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
+
+
+def test_an_integration_edited_without_redeploying_keeps_invoking_the_deployed_function(world: World) -> None:
+    # Given GET /pets deployed invoking `old`, then edited to `new` without a deployment
+    world.function("old")
+    world.function("new")
+    api = world.rest_api("pets")
+    world.method(api, "/pets", "GET", function_arn("old"))
+    world.deploy(api, "prod")
+    world.method(api, "/pets", "GET", function_arn("new"))
+    world.method(api, "/added", "GET", function_arn("new"))
+    simulator = ApiGatewaySimulator(world)
+    # Then the stage still invokes `old`, and a method added since is not served
+    assert sent_to(simulator.request(api, "prod", "GET", "/pets")) == function_arn("old")
+    assert simulator.request(api, "prod", "GET", "/added").body == {"message": "Missing Authentication Token"}
+    # And once deployed, the stage invokes `new`
+    world.deploy(api, "prod")
+    assert sent_to(simulator.request(api, "prod", "GET", "/pets")) == function_arn("new")
+
+
+def test_stages_on_different_deployments_invoke_different_functions(world: World) -> None:
+    world.function("old")
+    world.function("new")
+    api = world.rest_api("pets")
+    world.method(api, "/pets", "GET", function_arn("old"))
+    world.deploy(api, "prod")
+    world.method(api, "/pets", "GET", function_arn("new"))
+    world.deploy(api, "dev")
+    simulator = ApiGatewaySimulator(world)
+    assert sent_to(simulator.request(api, "prod", "GET", "/pets")) == function_arn("old")
+    assert sent_to(simulator.request(api, "dev", "GET", "/pets")) == function_arn("new")
+
+
+def test_a_canary_request_runs_the_canary_deployment_with_its_overrides(world: World) -> None:
+    # Given prod on alias live; a canary deployed with a new method and alias=canary
+    api = alias_api(world)
+    world.method(api, "/new", "GET", ALIAS_TARGET)
+    world.client("apigateway").create_deployment(
+        restApiId=api,
+        stageName="prod",
+        canarySettings={"percentTraffic": 5.0, "stageVariableOverrides": {"alias": "canary"}},
+    )
+    simulator = ApiGatewaySimulator(world)
+    # Then plain requests run the stage's deployment and variables, canary requests the canary's
+    assert sent_to(simulator.request(api, "prod", "GET", "/pets")) == function_arn("pets", "live")
+    assert simulator.request(api, "prod", "GET", "/new").status == 403
+    canary = simulator.request(api, "prod", "GET", "/new", canary=True)
+    assert sent_to(canary) == function_arn("pets", "canary")
+    # And its lines go to the stage's group and to the canary group
+    for group in (log_group_name(api, "prod"), log_group_name(api, "prod/Canary")):
+        events = world.client("logs").filter_log_events(logGroupName=group)["events"]
+        assert any(canary.request_id in event["message"] for event in events), group
+
+
+def test_a_canary_request_to_a_stage_without_canary_is_a_plain_request(world: World) -> None:
+    api = alias_api(world)
+    response = ApiGatewaySimulator(world).request(api, "prod", "GET", "/pets", canary=True)
+    assert sent_to(response) == function_arn("pets", "live")
+    groups = world.client("logs").describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [log_group_name(api, "prod")]
+
+
 # --- execution logs -----------------------------------------------------------------------------------
 
 

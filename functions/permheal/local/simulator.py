@@ -2,7 +2,9 @@
 
 moto stores APIs, stages and Lambda policies but never decides whether API Gateway may invoke a
 function (aws-facts.md §7). `ApiGatewaySimulator.request` does what the data plane does for one
-request: resolve the route, check a Lambda authorizer's invoke permission, then the integration's,
+request: resolve the route in what the stage serves (its deployment's snapshot, or for a canary
+request the canary's deployment with its variable overrides; see `faithful_apigateway`), check a
+Lambda authorizer's invoke permission, then the integration's,
 each against the policy of the exact qualifier invoked, with the source ARN API Gateway presents
 (aws-facts.md §3). It answers as API Gateway would and writes the execution-log lines API Gateway
 writes (aws-facts.md §1) to `API-Gateway-Execution-Logs_{api}/{stage}`. The backend is never
@@ -22,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
+from permheal.local import faithful_apigateway
 from permheal.local.builder import ACCOUNT, World
 from permheal.policy import InvokeRequest, Policy, evaluate
 
@@ -185,7 +188,15 @@ class ApiGatewaySimulator:
         method: str,
         path: str,
         headers: Mapping[str, str] | None = None,
+        *,
+        canary: bool = False,
     ) -> SimResponse:
+        """One request to what the stage serves: its deployment, or with `canary` its canary's.
+
+        A canary request runs the canary's deployment with its stage-variable overrides (a stage
+        without a canary serves it from its own deployment) and is logged to the stage's group and
+        to `…/{stage}/Canary`.
+        """
         request_id = str(uuid.uuid4())
         apigw = self.client("apigateway")
         try:
@@ -198,37 +209,28 @@ class ApiGatewaySimulator:
                 403 if exists else 404, {"message": "Forbidden" if exists else "Not Found"}, request_id
             )
         settings = (stage_info.get("methodSettings") or {}).get("*/*", {})
-        variables: dict[str, str] = dict(stage_info.get("variables") or {})
-        route = self._route(api_id, method, path)
+        canary = canary and bool(stage_info.get("canarySettings"))
+        served = faithful_apigateway.served(
+            api_id, stage, canary=canary, account_id=self.account, region=self.region
+        )
+        route = _route(served.snapshot, method, path)
         if route is None:
             return SimResponse(403, dict(MISSING_TOKEN), request_id)
         log = _Log(request_id)
-        response = self._handle(api_id, stage, variables, route, dict(headers or {}), log, settings)
+        authorizers = {str(a["id"]): a for a in served.snapshot.authorizers}
+        response = self._handle(
+            api_id, stage, dict(served.variables), route, dict(headers or {}), log, settings, authorizers
+        )
         lines = log.rendered(settings.get("loggingLevel"))
         if lines:
             self._write_logs(api_id, stage, lines)
+            if canary:
+                self._write_logs(api_id, f"{stage}/Canary", lines)
         return SimResponse(
             response[0], response[1], request_id, lines, f"{route.method} {route.resource_path}"
         )
 
     # -- the data plane --------------------------------------------------------------------------------
-
-    def _route(self, api_id: str, method: str, path: str) -> Route | None:
-        pages = (
-            self.client("apigateway")
-            .get_paginator("get_resources")
-            .paginate(restApiId=api_id, embed=["methods"])
-        )
-        resources = {item["path"]: item for page in pages for item in page["items"]}
-        matched = match_resource(resources, path)
-        if matched is None:
-            return None
-        resource_path, parameters = matched
-        methods = resources[resource_path].get("resourceMethods") or {}
-        key = select_method(methods, method)
-        if key is None:
-            return None
-        return Route(resource_path, key, method.upper(), dict(methods[key]), parameters)
 
     def _handle(
         self,
@@ -239,11 +241,14 @@ class ApiGatewaySimulator:
         headers: dict[str, str],
         log: _Log,
         settings: Mapping[str, Any],
+        authorizers: Mapping[str, Mapping[str, Any]],
     ) -> tuple[int, dict[str, Any]]:
         api = ApiRef("aws", self.region, self.account, api_id)
         definition = route.definition
         if definition.get("authorizationType") == "CUSTOM" and definition.get("authorizerId"):
-            denied = self._authorize(api, str(definition["authorizerId"]), variables, headers, log)
+            authorizer_id = str(definition["authorizerId"])
+            authorizer = authorizers.get(authorizer_id, {})
+            denied = self._authorize(api, authorizer_id, authorizer, variables, headers, log)
             if denied is not None:
                 return denied
         log.info(f"Starting execution for request: {log.request_id}")
@@ -273,12 +278,15 @@ class ApiGatewaySimulator:
         return 500, dict(INTERNAL_ERROR)
 
     def _authorize(
-        self, api: ApiRef, authorizer_id: str, variables: dict[str, str], headers: dict[str, str], log: _Log
+        self,
+        api: ApiRef,
+        authorizer_id: str,
+        authorizer: Mapping[str, Any],
+        variables: dict[str, str],
+        headers: dict[str, str],
+        log: _Log,
     ) -> tuple[int, dict[str, Any]] | None:
-        """Check a Lambda authorizer's permission; a response when the request stops here, else None."""
-        authorizer = self.client("apigateway").get_authorizer(
-            restApiId=api.api_id, authorizerId=authorizer_id
-        )
+        """Check a Lambda authorizer's permission (as deployed); a response when the request stops here."""
         if authorizer.get("type") not in LAMBDA_AUTHORIZERS:
             return None  # Cognito: no Lambda permission involved
         if not _has_identity(authorizer, headers):
@@ -345,6 +353,20 @@ class ApiGatewaySimulator:
             logStreamName=stream,
             logEvents=[{"timestamp": timestamp, "message": line} for line in lines],
         )
+
+
+def _route(snapshot: faithful_apigateway.Snapshot, method: str, path: str) -> Route | None:
+    """The deployed method a request selects (the working copy is not served)."""
+    resources = {str(item["path"]): item for item in snapshot.resources}
+    matched = match_resource(resources, path)
+    if matched is None:
+        return None
+    resource_path, parameters = matched
+    methods = resources[resource_path].get("resourceMethods") or {}
+    key = select_method(methods, method)
+    if key is None:
+        return None
+    return Route(resource_path, key, method.upper(), dict(methods[key]), parameters)
 
 
 def log_group_name(api_id: str, stage: str) -> str:
