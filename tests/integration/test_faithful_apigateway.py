@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from permheal.local import faithful_apigateway
 from permheal.local.builder import World, function_arn, integration_uri
+from permheal.openapi import authorizers_from_list, from_export, from_resources
 
 ROLE = "arn:aws:iam::123456789012:role/invoker"
 
@@ -117,12 +118,7 @@ def test_redeploying_a_stage_keeps_its_settings_and_moves_its_deployment(world: 
 
 
 def canary_deploy(world: World, api: str, overrides: dict[str, str] | None = None) -> str:
-    deployment: str = world.client("apigateway").create_deployment(
-        restApiId=api,
-        stageName="prod",
-        canarySettings={"percentTraffic": 10.0, "stageVariableOverrides": overrides or {}},
-    )["id"]
-    return deployment
+    return world.deploy_canary(api, "prod", overrides)
 
 
 def test_a_canary_deployment_goes_to_the_canary_not_to_the_stage(world: World, api: str) -> None:
@@ -243,3 +239,23 @@ def test_without_the_patch_moto_exports_the_working_copy_and_drops_canaries(worl
     finally:
         faithful_apigateway.install()
     assert faithful_apigateway.is_installed()
+
+
+def test_the_export_reads_back_as_the_deployed_resources(world: World, api: str) -> None:
+    # Given an API with ANY, a role, a TOKEN and a REQUEST authorizer, deployed, then edited
+    token = world.authorizer(api, "token", function_arn("old"))
+    request = world.authorizer(api, "request", function_arn("new"), kind="REQUEST", credentials=ROLE)
+    world.method(api, "/a/{id}", "ANY", "new", credentials=ROLE, authorizer_id=token)
+    world.method(api, "/b", "POST", function_arn("old"), authorizer_id=request)
+    world.method(api, "/c", "GET", None)
+    world.deploy(api, "prod")
+    world.method(api, "/b", "POST", "new")
+    # When the stage's export is parsed by permheal
+    known = authorizers_from_list(world.client("apigateway").get_authorizers(restApiId=api)["items"])
+    exported = from_export(export(world, api, "prod"), known)
+    # Then it holds exactly the deployment's methods, as GetResources held them when deployed
+    snapshot = faithful_apigateway.served(api, "prod").snapshot
+    deployed = from_resources(snapshot.resources, authorizers_from_list(snapshot.authorizers))
+    assert exported.problems == ()
+    assert sorted(exported.methods, key=repr) == sorted(deployed.methods, key=repr)
+    assert len(exported.methods) == 4

@@ -156,11 +156,7 @@ def canary_api(world: World) -> str:
     world.method(api, "/pets", "GET", function_arn("pets", "${stageVariables.alias}"))
     world.deploy(api, "prod", {"alias": "live"})
     world.grant("pets", execute_api(api, "*/GET/pets"), sid="console-live", qualifier="live")
-    world.client("apigateway").create_deployment(
-        restApiId=api,
-        stageName="prod",
-        canarySettings={"percentTraffic": 10.0, "stageVariableOverrides": {"alias": "canary"}},
-    )
+    world.deploy_canary(api, "prod", {"alias": "canary"})
     world.allow("*")
     return api
 

@@ -311,11 +311,7 @@ def test_a_canary_request_runs_the_canary_deployment_with_its_overrides(world: W
     # Given prod on alias live; a canary deployed with a new method and alias=canary
     api = alias_api(world)
     world.method(api, "/new", "GET", ALIAS_TARGET)
-    world.client("apigateway").create_deployment(
-        restApiId=api,
-        stageName="prod",
-        canarySettings={"percentTraffic": 5.0, "stageVariableOverrides": {"alias": "canary"}},
-    )
+    world.deploy_canary(api, "prod", {"alias": "canary"}, percent=5.0)
     simulator = ApiGatewaySimulator(world)
     # Then plain requests run the stage's deployment and variables, canary requests the canary's
     assert sent_to(simulator.request(api, "prod", "GET", "/pets")) == function_arn("pets", "live")

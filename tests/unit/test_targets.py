@@ -8,8 +8,16 @@ import pytest
 
 from permheal.arns import ApiRef, FunctionRef
 from permheal.models import FindingKind, Target, TargetKind
-from permheal.openapi import authorizers_from_list, from_resources
-from permheal.targets import Hint, StageTargets, narrow, stage_targets
+from permheal.openapi import (
+    ApiSpec,
+    Authorizer,
+    Canary,
+    Integration,
+    Method,
+    authorizers_from_list,
+    from_resources,
+)
+from permheal.targets import Hint, StageTargets, narrow, stage_targets, undeployed_changes
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
@@ -473,3 +481,100 @@ def test_hint_from_dict_keeps_only_bounded_strings(data: dict[str, Any], expecte
     # When it is read
     # Then non-strings and empty strings are dropped and strings are cut at 1024 characters
     assert Hint.from_dict(data) == expected
+
+
+# --- canary and undeployed changes -----------------------------------------------------------------
+
+ALIASED = uri(FN_ARN + ":${stageVariables.alias}")
+
+
+def served(*methods: Method, problems: tuple[str, ...] = ()) -> ApiSpec:
+    return ApiSpec(methods, problems)
+
+
+def lambda_method(
+    function_uri: str = ALIASED, path: str = "/pets", verb: str = "GET", **extra: Any
+) -> Method:
+    return Method(verb, path, Integration("AWS_PROXY", function_uri), **extra)
+
+
+def test_a_canary_override_adds_the_target_its_requests_invoke() -> None:
+    # Given prod on alias live with a canary overriding alias=canary
+    spec = served(lambda_method())
+    canary = Canary("d2", {"alias": "canary"})
+    # When the stage's targets are resolved
+    result = stage_targets(API, "orders-api", "prod", {"alias": "live"}, "INFO", spec, canary)
+    # Then both the stage's and the canary's function are targets, with the stage's source ARN
+    assert result.targets == (
+        route("GET", "/pets", FunctionRef("aws", REGION, ACCOUNT, "orders", "live")),
+        route("GET", "/pets", FunctionRef("aws", REGION, ACCOUNT, "orders", "canary")),
+    )
+
+
+def test_a_canary_without_overrides_adds_no_duplicate() -> None:
+    spec = served(lambda_method())
+    result = stage_targets(API, "orders-api", "prod", {"alias": "live"}, "INFO", spec, Canary("d2", {}))
+    assert len(result.targets) == 1
+
+
+def test_a_canary_override_naming_a_missing_variable_source_is_reported_once() -> None:
+    # Given a stage without the variable, a canary defining it
+    spec = served(lambda_method())
+    result = stage_targets(API, "orders-api", "prod", {}, "INFO", spec, Canary("d2", {"alias": "canary"}))
+    # Then the canary's target is found and the stage's missing variable reported
+    assert [t.function.qualifier for t in result.targets] == ["canary"]
+    assert [f.kind for f in result.findings] == [FindingKind.MISSING_FUNCTION]
+
+
+def test_what_a_stage_serves_but_cannot_be_identified_is_reported() -> None:
+    result = stage_targets(API, "orders-api", "prod", {}, "INFO", served(problems=("authorizer 'x' ...",)))
+    assert [(f.kind, f.stage, f.detail) for f in result.findings] == [
+        (FindingKind.UNDEPLOYED_CHANGE, "prod", "authorizer 'x' ...")
+    ]
+
+
+def test_a_working_copy_integration_no_stage_serves_is_reported_with_its_function() -> None:
+    # Given prod serving `orders` and a working copy invoking `other`
+    working = served(lambda_method(uri(FN_ARN.replace("orders", "other"))))
+    # When compared
+    (finding,) = undeployed_changes(API, "orders-api", working, [served(lambda_method(uri()))], [{}])
+    # Then it names the method, path and the function the working copy would invoke
+    assert (finding.kind, finding.method, finding.resource_path, finding.stage) == (
+        FindingKind.UNDEPLOYED_CHANGE,
+        "GET",
+        "/pets",
+        None,
+    )
+    assert finding.function_arn == FN_ARN.replace("orders", "other")
+    assert "any stage" in finding.detail
+
+
+def test_a_working_copy_served_by_some_stage_is_no_finding() -> None:
+    working = served(lambda_method())
+    assert undeployed_changes(API, "n", working, [served(), served(lambda_method())], [{}, {}]) == ()
+
+
+def test_non_lambda_working_copy_changes_are_not_reported() -> None:
+    working = served(Method("GET", "/pets", Integration("HTTP", "https://example.com")))
+    assert undeployed_changes(API, "n", working, [served()], [{}]) == ()
+
+
+def test_an_undeployed_function_is_named_only_when_every_stage_resolves_it_alike() -> None:
+    working = served(lambda_method(path="/new"))
+    (same,) = undeployed_changes(API, "n", working, [served()], [{"alias": "live"}, {"alias": "live"}])
+    (differs,) = undeployed_changes(API, "n", working, [served()], [{"alias": "live"}, {"alias": "beta"}])
+    assert (same.function_arn, same.qualifier) == (FN_ARN, "live")
+    assert (differs.function_arn, differs.qualifier) == (None, None)
+    assert "${stageVariables.alias}" in differs.detail
+
+
+def test_a_working_copy_authorizer_no_stage_serves_is_reported_once() -> None:
+    deployed = Authorizer("auth1", "gate", "TOKEN", uri())
+    edited = Authorizer("auth1", "gate", "TOKEN", uri(FN_ARN.replace("orders", "auth2")))
+    working = served(lambda_method(authorizer=edited), lambda_method(path="/b", authorizer=edited))
+    stage = served(lambda_method(authorizer=deployed), lambda_method(path="/b", authorizer=deployed))
+    findings = undeployed_changes(API, "n", working, [stage], [{}], stage="prod")
+    assert [(f.authorizer_id, f.stage, f.function_arn) for f in findings] == [
+        ("auth1", "prod", FN_ARN.replace("orders", "auth2"))
+    ]
+    assert "stage prod" in findings[0].detail

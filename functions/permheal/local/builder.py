@@ -167,6 +167,7 @@ class World:
         variables: dict[str, str] | None = None,
         logging_level: str | None = "INFO",
     ) -> None:
+        """Deploy what is defined now: the stage serves this snapshot until the next deployment."""
         apigw = self.client("apigateway")
         apigw.create_deployment(restApiId=api_id, stageName=stage, variables=variables or {})
         if logging_level:
@@ -175,6 +176,17 @@ class World:
                 stageName=stage,
                 patchOperations=[{"op": "replace", "path": "/*/*/logging/loglevel", "value": logging_level}],
             )
+
+    def deploy_canary(
+        self, api_id: str, stage: str, overrides: dict[str, str] | None = None, percent: float = 10.0
+    ) -> str:
+        """Deploy the API as `stage`'s canary (the stage keeps serving its own deployment)."""
+        deployment: str = self.client("apigateway").create_deployment(
+            restApiId=api_id,
+            stageName=stage,
+            canarySettings={"percentTraffic": percent, "stageVariableOverrides": overrides or {}},
+        )["id"]
+        return deployment
 
     def allow(self, *entries: str, name: str = "/permheal/allowed-apis") -> None:
         """Write the allowlist parameter (StringList)."""
