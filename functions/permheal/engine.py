@@ -226,6 +226,11 @@ def api_targets(
             [stage.served for stage in definition.stages],
             [stage.variables for stage in definition.stages],
             definition.stage_filter,
+            [
+                stage.name
+                for stage in definition.stages
+                if stage.canary is not None and stage.canary.deployment_id not in (None, stage.deployment_id)
+            ],
         )
     )
     return targets, findings

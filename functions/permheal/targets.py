@@ -141,13 +141,20 @@ def undeployed_changes(
     served: Sequence[ApiSpec],
     stage_variables: Sequence[Mapping[str, str]],
     stage: str | None = None,
+    unexported_canaries: Sequence[str] = (),
 ) -> tuple[Finding, ...]:
     """Lambda targets of the working copy that no stage serves: reported, never granted.
 
     An integration or authorizer edited (or added) without redeploying invokes nothing yet;
     granting it would open a function no call reaches while the live calls keep their old target.
-    `stage` names the one stage compared when only one was read.
+    `stage` names the one stage compared when only one was read. An API without stages serves
+    nothing at all: it has no undeployed *change*, so nothing is reported. `unexported_canaries`
+    names stages whose canary runs another deployment than the stage: AWS exports no deployment
+    by id, so such a change may be live for the canary's traffic; the finding says so (still not
+    granted: permheal cannot see what that deployment invokes).
     """
+    if not served:
+        return ()
     deployed_methods = {(m.method, m.path, m.integration) for spec in served for m in spec.methods}
     deployed_authorizers = {
         (a.authorizer_id, a.type, a.uri, a.credentials)
@@ -156,6 +163,11 @@ def undeployed_changes(
         if (a := m.authorizer) is not None
     }
     where = f"stage {stage}" if stage else "any stage"
+    if unexported_canaries:
+        where += (
+            f"; the canary of {', '.join(unexported_canaries)} runs a deployment AWS does not export: "
+            "if it holds this change, canary requests invoke it (promote the canary or redeploy)"
+        )
     findings: list[Finding] = []
     seen: set[str] = set()
     for method in working_copy.methods:
@@ -173,8 +185,8 @@ def undeployed_changes(
                     stage,
                     uri,
                     stage_variables,
-                    f"{method.method} {method.path}: the undeployed working copy invokes "
-                    f"{uri.function_text}, which {where} does not serve; not granted until deployed",
+                    f"{method.method} {method.path}",
+                    where,
                     method=method.method,
                     resource_path=method.path,
                 )
@@ -196,8 +208,8 @@ def undeployed_changes(
                     stage,
                     uri,
                     stage_variables,
-                    f"authorizer {authorizer.name} ({authorizer.authorizer_id}): the undeployed working copy "
-                    f"invokes {uri.function_text}, which {where} does not serve; not granted until deployed",
+                    f"authorizer {authorizer.name} ({authorizer.authorizer_id})",
+                    where,
                     authorizer_id=authorizer.authorizer_id,
                 )
             )
@@ -217,7 +229,8 @@ def _undeployed(
     stage: str | None,
     uri: IntegrationUri,
     stage_variables: Sequence[Mapping[str, str]],
-    detail: str,
+    subject: str,
+    served_by: str,
     **where: Any,
 ) -> Finding:
     """The finding names the function when every stage's variables resolve the URI to the same one."""
@@ -235,7 +248,8 @@ def _undeployed(
         stage=stage,
         function_arn=function.unqualified_arn if function else None,
         qualifier=function.qualifier if function else None,
-        detail=detail,
+        detail=f"{subject}: the undeployed working copy invokes {uri.function_text}, which is not deployed "
+        f"to {served_by}; not granted until deployed",
         **where,
     )
 

@@ -226,3 +226,29 @@ def test_a_canary_log_group_failure_is_one_incident_of_the_stage_and_gets_healed
     # And the workflow grants the canary alias
     assert execution["status"] == "SUCCEEDED"
     assert allows(world, "pets", "canary", execute_api(api, "prod/GET/pets"))
+
+
+def test_a_canary_on_an_edited_deployment_is_reported_not_granted(world: World, cli: Any) -> None:
+    # Given prod invoking `pets-v1`, and a canary deployed after editing the method to `pets-v2`
+    world.function("pets-v1")
+    world.function("pets-v2")
+    api = world.rest_api("pets")
+    world.method(api, "/pets", "GET", function_arn("pets-v1"))
+    world.deploy(api, "prod")
+    world.method(api, "/pets", "GET", function_arn("pets-v2"))
+    world.deploy_canary(api, "prod")
+    world.allow("*")
+
+    # When remediated
+    run = remediate(cli, api)
+
+    # Then the stage's function is healed; the canary's deployment cannot be exported (the
+    # documented limit), so its new function is reported, naming the canary, and not granted
+    assert changed(run.json) == {(function_arn("pets-v1"), None)}
+    assert world.statements("pets-v2") == []
+    (undeployed,) = of_kind(run.json["findings"], "undeployed_change")
+    assert undeployed["functionArn"] == function_arn("pets-v2")
+    assert "canary of prod" in undeployed["detail"]
+    simulator = ApiGatewaySimulator(world)
+    assert simulator.request(api, "prod", "GET", "/pets").ok
+    assert simulator.request(api, "prod", "GET", "/pets", canary=True).status == 500

@@ -554,6 +554,10 @@ def test_a_working_copy_served_by_some_stage_is_no_finding() -> None:
     assert undeployed_changes(API, "n", working, [served(), served(lambda_method())], [{}, {}]) == ()
 
 
+def test_an_api_without_stages_has_no_undeployed_change() -> None:
+    assert undeployed_changes(API, "n", served(lambda_method()), [], []) == ()
+
+
 def test_non_lambda_working_copy_changes_are_not_reported() -> None:
     working = served(Method("GET", "/pets", Integration("HTTP", "https://example.com")))
     assert undeployed_changes(API, "n", working, [served()], [{}]) == ()
@@ -578,3 +582,9 @@ def test_a_working_copy_authorizer_no_stage_serves_is_reported_once() -> None:
         ("auth1", "prod", FN_ARN.replace("orders", "auth2"))
     ]
     assert "stage prod" in findings[0].detail
+
+
+def test_an_undeployed_change_names_canaries_permheal_cannot_read() -> None:
+    working = served(lambda_method(path="/new"))
+    (finding,) = undeployed_changes(API, "n", working, [served()], [{}], unexported_canaries=["prod"])
+    assert "the canary of prod runs a deployment AWS does not export" in finding.detail
