@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from permheal.errors import ParseError
 from permheal.openapi import (
@@ -160,3 +162,33 @@ def test_canary_settings_read_overrides_and_deployment() -> None:
     assert Canary.from_settings(settings) == Canary("d2", {"alias": "canary"}, 12.5)
     assert Canary.from_settings(None) is None
     assert Canary.from_settings({}) == Canary(None, {}, 0.0)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=20,
+)
+_keys = st.sampled_from(["get", "post", "x-amazon-apigateway-any-method", "parameters", "security", "x"])
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.dictionaries(_keys, _json | st.builds(dict, security=_json), max_size=3),
+        max_size=3,
+    ),
+    _json,
+)
+def test_any_document_reads_or_fails_with_a_parse_error_only(paths: dict[str, Any], schemes: Any) -> None:
+    # Given an arbitrary document shaped roughly like an export
+    doc = {"paths": paths, "components": {"securitySchemes": schemes}}
+    # When read, Then every method it yields has a method name from the document and a path
+    spec = from_export(doc, KNOWN)
+    assert all(m.method in ("GET", "POST", "ANY") and m.path in paths for m in spec.methods)
+    assert len(spec.methods) == sum(
+        1
+        for item in paths.values()
+        for key in item
+        if key in ("get", "post", "x-amazon-apigateway-any-method") and isinstance(item[key], dict)
+    )
