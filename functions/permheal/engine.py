@@ -221,10 +221,21 @@ def api_targets(
 
 
 def group_by_function(targets: Sequence[Target]) -> tuple[FunctionGroup, ...]:
+    """One group per function+qualifier, in a stable order.
+
+    The unqualified function sorts before its aliases and versions: FunctionRef's own ordering
+    would compare None with a str when one function is invoked both ways (a TypeError).
+    """
     groups: dict[FunctionRef, list[Target]] = {}
     for target in targets:
         groups.setdefault(target.function, []).append(target)
-    return tuple(FunctionGroup(fn, tuple(ts)) for fn, ts in sorted(groups.items()))
+    return tuple(FunctionGroup(fn, tuple(groups[fn])) for fn in sorted(groups, key=_function_order))
+
+
+def _function_order(function: FunctionRef) -> tuple[str, str, str, str, bool, str]:
+    """A total order over function+qualifier (None = unqualified first)."""
+    f = function
+    return (f.partition, f.region, f.account, f.name, f.qualifier is not None, f.qualifier or "")
 
 
 @dataclass(frozen=True)
