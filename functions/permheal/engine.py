@@ -31,8 +31,8 @@ from permheal.models import (
     RemovedStatement,
     Target,
 )
-from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after
-from permheal.policy import Policy
+from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after, verdict
+from permheal.policy import Decision, Policy
 from permheal.targets import Hint, narrow, stage_targets
 
 
@@ -388,18 +388,36 @@ def _verified(
     """Findings are what the first read showed (what broke), plus what only the last read shows."""
     failing = [t for t in group.targets if not allows(after, group.function, t)]
     findings = _merge_findings(found, plan.findings)
-    error = None
-    if failing and not plan.refusal:
-        error = "still not allowed after repair: " + ", ".join(t.source_arn for t in failing)
     return RepairResult(
         change,
         findings,
         verified=not failing,
         refusal=plan.refusal,
-        error=error,
+        error=None if plan.refusal else _still_failing(after, group),
         policy_before=before.document(),
         policy_after=after.document(),
     )
+
+
+def _still_failing(after: Policy, group: FunctionGroup) -> str | None:
+    """Why calls are still not allowed once the plan is (or would be) applied; None when all are.
+
+    A call a Deny statement blocks (or a statement permheal cannot read that may deny) names the
+    statement: permheal never edits it, so the run must fail and say what a human has to change.
+    A refusal is reported as such instead, by the caller.
+    """
+    reasons: list[str] = []
+    for target in group.targets:
+        judged = verdict(after, group.function, target)
+        if judged.allowed:
+            continue
+        if judged.decision is Decision.DENY:
+            reasons.append(f"{target.source_arn} denied by statement(s) {', '.join(judged.sids)}")
+        else:
+            reasons.append(target.source_arn)
+    if not reasons:
+        return None
+    return f"{group.function.label}: still not allowed after repair: " + "; ".join(reasons)
 
 
 def _merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
@@ -419,6 +437,7 @@ def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:
         plan.findings,
         verified=not failing,
         refusal=plan.refusal,
+        error=None if plan.refusal else _still_failing(after, group),
         policy_before=plan.policy.document(),
         policy_after=after.document(),
     )

@@ -26,6 +26,7 @@ from permheal.models import (
 from permheal.policy import (
     POLICY_SIZE_LIMIT,
     Decision,
+    Evaluation,
     GatewayGrant,
     InvokeRequest,
     Policy,
@@ -129,14 +130,18 @@ def _plan(
     patterns: list[str] = []
     unresolved: list[Target] = []
     for target in targets:
-        request = InvokeRequest(function.arn, target.source_arn, target.api.account)
-        verdict = evaluate(policy, request)
-        if verdict.allowed:
+        judged = verdict(policy, function, target)
+        if judged.allowed:
             continue
         name = api_names.get(target.api.api_id)
-        if verdict.decision is Decision.DENY:
-            detail = f"denied by statement(s) {', '.join(verdict.sids)}; permheal never edits Deny statements"
-            findings.append(Finding.for_target(FindingKind.MISSING_PERMISSION, target, name, detail=detail))
+        if judged.decision is Decision.DENY:
+            # The finding's sid names the (first) statement that denies: that is what must be edited.
+            detail = f"denied by statement(s) {', '.join(judged.sids)}; permheal never edits Deny statements"
+            findings.append(
+                Finding.for_target(
+                    FindingKind.MISSING_PERMISSION, target, name, sid=judged.sids[0], detail=detail
+                )
+            )
             unresolved.append(target)
             continue
         pattern = target.grant_pattern(scope)
@@ -211,9 +216,14 @@ def _plan(
     )
 
 
+def verdict(policy: Policy, function: FunctionRef, target: Target) -> Evaluation:
+    """How `policy` judges API Gateway's call for `target` to `function`, naming the deciding statements."""
+    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account))
+
+
 def allows(policy: Policy, function: FunctionRef, target: Target) -> bool:
     """Would API Gateway's call for `target` be allowed to invoke `function` under `policy`?"""
-    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
+    return verdict(policy, function, target).allowed
 
 
 def _strictly_covers(broad: GatewayGrant, narrow: GatewayGrant) -> bool:

@@ -565,13 +565,34 @@ def test_a_denied_target_is_reported_and_no_grant_is_added() -> None:
     target = route("GET", "/pets")
     # When the repair is planned
     result = plan((deny,), [target])
-    # Then the target is reported as denied, left unresolved, and nothing is added
+    # Then the target is reported as denied naming the statement, left unresolved, and nothing is added
     (finding,) = result.findings
     assert finding.kind is FindingKind.MISSING_PERMISSION
     assert "block" in finding.detail and "Deny" in finding.detail
-    assert finding.sid is None
+    assert finding.sid == "block"
     assert result.add == ()
     assert result.unresolved == (target,)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {**grant("odd", f"{P1}/*"), "Effect": "Deny", "NotPrincipal": {"AWS": "*"}},
+        {**grant("odd", f"{P1}/*"), "Effect": "Deny", "Condition": {"DateGreaterThan": {"aws:x": "1"}}},
+    ],
+    ids=["not-principal", "unknown-condition"],
+)
+def test_a_deny_permheal_cannot_read_counts_as_denying_and_is_named(statement: dict[str, Any]) -> None:
+    # Given a grant for the call, and a Deny statement using something permheal does not model
+    target = route("GET", "/pets")
+    policy = (grant("ok", f"{P1}/*/GET/pets"), statement)
+    # When the repair is planned
+    result = plan(policy, [target])
+    # Then the call is reported as denied by that statement and left unresolved (never claimed allowed)
+    (finding,) = result.findings
+    assert (finding.kind, finding.sid) == (FindingKind.MISSING_PERMISSION, "odd")
+    assert result.unresolved == (target,)
+    assert result.empty
 
 
 # --- plan → change ---------------------------------------------------------------------------------
