@@ -387,7 +387,7 @@ def _verified(
 ) -> RepairResult:
     """Findings are what the first read showed (what broke), plus what only the last read shows."""
     failing = [t for t in group.targets if not allows(after, group.function, t)]
-    findings = _merge_findings(found, plan.findings)
+    findings = merge_findings(found, plan.findings)
     return RepairResult(
         change,
         findings,
@@ -420,7 +420,7 @@ def _still_failing(after: Policy, group: FunctionGroup) -> str | None:
     return f"{group.function.label}: still not allowed after repair: " + "; ".join(reasons)
 
 
-def _merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
+def merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
     """One finding per subject: a later read restating an earlier finding only changes its detail."""
     merged: dict[Finding, Finding] = {}
     for finding in (f for findings in lists for f in findings):
@@ -452,13 +452,16 @@ def _missing_function(group: FunctionGroup, detail: str) -> RepairResult:
     return RepairResult(change, findings, verified=False, error=detail)
 
 
-def plan_options(settings: Settings, resolution: Resolution) -> PlanOptions:
+def plan_options(settings: Settings, resolution: Resolution, api: ApiRef) -> PlanOptions:
+    """How to plan a repair of `api`: only grants belonging to it (same partition, region, account
+    and id) are ever removed."""
     return PlanOptions(
         scope=settings.scope,
         prune_stale=settings.prune_stale,
         consolidate=settings.consolidate,
         existing_api_ids=resolution.existing_api_ids,
-        removable_api_ids=frozenset({resolution.api.api_id}),
+        removable_apis=frozenset({api}),
+        dedupe_iac=settings.dedupe_iac,
     )
 
 
@@ -475,7 +478,7 @@ def repair_group(
     result = repair(
         adapters,
         group,
-        plan_options(settings, resolution),
+        plan_options(settings, resolution, group.targets[0].api),
         dry_run=resolution.dry_run or settings.dry_run(),
         max_attempts=settings.max_write_attempts,
         api_names={api.api_id: api.name},
