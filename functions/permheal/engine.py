@@ -509,7 +509,12 @@ def _not_repaired(group: FunctionGroup, reason: str) -> RepairResult:
 
 
 def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> RemediationResult:
-    """One result for the whole API: the outcome on-call reads first, then every change and finding."""
+    """One result for the whole API: the outcome on-call reads first, then every change and finding.
+
+    Any repair with an error or a refusal makes the run `failed`, a dry run too: a dry run whose
+    plan would leave a call failing (denied, refused for size, function missing) predicts a failure
+    that needs a human, so it exits 1 like the real run would, and its error says why.
+    """
     changes = tuple(r.change for r in repairs if r.change.changed)
     findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
     problems = [r.error or r.refusal for r in repairs if (r.error or r.refusal) and not r.flapping]

@@ -17,7 +17,7 @@ from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.arns import FunctionRef
 from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import Policy
-from tests.integration.support import allows
+from tests.integration.support import allows, build_petstore, received, subscribe_queue
 
 OTHER_ACCOUNT = "210987654321"
 # Statement ids CloudFormation gives AWS::Lambda::Permission resources: {stack}-{LogicalId}-{suffix}.
@@ -414,3 +414,25 @@ def test_a_console_copy_of_a_stack_statement_is_removed_and_the_stack_one_kept(
     assert run.json["outcome"] == "repaired"
     assert sids(world, "pets", "live") == [CFN_PROD]
     assert [r["reason"] for c in run.json["changes"] for r in c["removed"]] == [f"duplicate of {CFN_PROD}"]
+
+
+def test_the_deployed_workflow_fails_and_notifies_a_call_still_denied(
+    world: World, stack: Any, cli: Any
+) -> None:
+    # Given the petstore's prod call to pets:live blocked by a Deny, and on-call subscribed
+    petstore = build_petstore(world)
+    inbox = subscribe_queue(world, stack.topic_arn)
+    put_statement("pets", "live", deny("block-prod", petstore.method_arn(), function_arn("pets", "live")))
+
+    # When `permheal remediate` runs the deployed workflow
+    run = cli(
+        "remediate", "--api", "petstore", "--state-machine-arn", stack.state_machine_arn, "--format", "json"
+    )
+
+    # Then the run failed naming the Deny (the authorizer grant is still added), and on-call was told
+    assert (run.code, run.json["outcome"]) == (1, "failed")
+    assert "block-prod" in run.json["error"]
+    assert "block-prod" in [f["sid"] for f in of_kind(run, "missing_permission")]
+    assert allows(world, "pets-authorizer", None, petstore.authorizer_arn())
+    (notice,) = received(world, inbox)
+    assert notice.attributes["outcome"] == "failed"
