@@ -296,22 +296,20 @@ def _dead_weight(
     keep_order = sorted(existing, key=lambda g: (_iac_kept(g, options) is None, g.position))
     rank = {g.position: index for index, g in enumerate(keep_order)}
     for grant in existing:
-        verdict = _why_dead(grant, function, existing, new_grants, options, rank)
-        if verdict is None:
+        dead = _why_dead(grant, function, existing, new_grants, options, rank)
+        if dead is None:
             continue
-        kind, reason, keeper = verdict
-        if kind is FindingKind.STALE_STATEMENT and not options.prune_stale:
-            findings.append(_grant_finding(kind, function, grant, reason))
-            continue
-        owner = _iac_kept(grant, options)
+        kind, reason, keeper = dead
+        kept_stale = kind is FindingKind.STALE_STATEMENT and not options.prune_stale
+        owner = None if kept_stale else _iac_kept(grant, options)
         if owner is not None:
             reason += (
                 f"; its Sid is one {owner} generates, so a stack owns it: reported, not removed "
                 "(PERMHEAL_DEDUPE_IAC=true removes it)"
             )
-            findings.append(_grant_finding(kind, function, grant, reason))
-            continue
         findings.append(_grant_finding(kind, function, grant, reason))
+        if kept_stale or owner is not None:
+            continue
         removal = RemovedStatement(
             grant.sid, grant.source_pattern, reason, dict(policy.statements[grant.position])
         )
