@@ -452,16 +452,23 @@ def _missing_function(group: FunctionGroup, detail: str) -> RepairResult:
     return RepairResult(change, findings, verified=False, error=detail)
 
 
-def plan_options(settings: Settings, resolution: Resolution, api: ApiRef) -> PlanOptions:
-    """How to plan a repair of `api`: only grants belonging to it (same partition, region, account
-    and id) are ever removed."""
+def settings_options(settings: Settings) -> PlanOptions:
+    """The planning choices the deployment's settings make (what `scan` needs to match remediate)."""
     return PlanOptions(
         scope=settings.scope,
         prune_stale=settings.prune_stale,
         consolidate=settings.consolidate,
+        dedupe_iac=settings.dedupe_iac,
+    )
+
+
+def plan_options(settings: Settings, resolution: Resolution, api: ApiRef) -> PlanOptions:
+    """How to plan a repair of `api`: only grants belonging to it (same partition, region, account
+    and id) are ever removed."""
+    return replace(
+        settings_options(settings),
         existing_api_ids=resolution.existing_api_ids,
         removable_apis=frozenset({api}),
-        dedupe_iac=settings.dedupe_iac,
     )
 
 

@@ -15,8 +15,12 @@ import pytest
 
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.arns import FunctionRef
+from permheal.config import Settings
+from permheal.engine import Adapters, settings_options
 from permheal.local.builder import ACCOUNT, REGION, World, function_arn
+from permheal.models import Finding, FindingKind
 from permheal.policy import Policy
+from permheal.scan import scan as scan_api
 from tests.integration.support import allows, build_petstore, received, subscribe_queue
 
 OTHER_ACCOUNT = "210987654321"
@@ -436,3 +440,23 @@ def test_the_deployed_workflow_fails_and_notifies_a_call_still_denied(
     assert allows(world, "pets-authorizer", None, petstore.authorizer_arn())
     (notice,) = received(world, inbox)
     assert notice.attributes["outcome"] == "failed"
+
+
+def test_scan_with_the_deployment_settings_says_what_remediate_would_do_with_stack_statements(
+    world: World, cdk_grants: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given CloudFormation-named grants an api-scope repair would cover
+    def redundant() -> list[Finding]:
+        options = settings_options(Settings.from_env())
+        findings = scan_api(Adapters.default(), ["pets"], None, options)
+        return [f for f in findings if f.kind is FindingKind.REDUNDANT_STATEMENT]
+
+    # When pets is scanned with the default settings, then with PERMHEAL_DEDUPE_IAC=true
+    kept = redundant()
+    monkeypatch.setenv("PERMHEAL_DEDUPE_IAC", "true")
+    removed = redundant()
+
+    # Then both report the two statements; only the first says they stay
+    assert {f.sid for f in kept} == {f.sid for f in removed} == {CFN_PROD, CFN_TEST}
+    assert all("reported, not removed" in f.detail for f in kept)
+    assert not any("reported, not removed" in f.detail for f in removed)

@@ -8,8 +8,18 @@ import pytest
 
 from permheal.adapters.apigateway import RestApi
 from permheal.arns import ApiRef, FunctionRef
-from permheal.engine import Adapters, FunctionGroup, Resolution, group_by_function, repair, summarize
-from permheal.models import FindingKind, Outcome, Target, TargetKind
+from permheal.config import Settings
+from permheal.engine import (
+    Adapters,
+    FunctionGroup,
+    Resolution,
+    group_by_function,
+    plan_options,
+    repair,
+    settings_options,
+    summarize,
+)
+from permheal.models import FindingKind, Outcome, Scope, Target, TargetKind
 from permheal.planner import PlanOptions
 from permheal.policy import Policy, invoke_statement
 
@@ -115,3 +125,17 @@ def test_summary_of_a_repair_with_an_error_is_failed_even_in_a_dry_run() -> None
     # Then the outcome is failed (exit 1), with the statement in the error
     assert summary.outcome is Outcome.FAILED
     assert summary.error is not None and "block" in summary.error
+
+
+# --- planning options ---------------------------------------------------------------------------
+
+
+def test_repair_options_follow_the_settings_and_remove_only_the_apis_own_grants() -> None:
+    # Given settings with every planning choice changed from its default
+    settings = Settings(scope=Scope.API, prune_stale=True, consolidate=True, dedupe_iac=True)
+    resolution = Resolution(RestApi("api1", "pets"), None, allowed=True, existing_api_ids=frozenset({"api1"}))
+    # When the options of one repair (and of a scan) are derived
+    options = plan_options(settings, resolution, API)
+    # Then each setting is carried, and only grants of this very API (ApiRef, not the bare id) go
+    assert options == PlanOptions(Scope.API, True, True, frozenset({"api1"}), frozenset({API}), True)
+    assert settings_options(settings) == PlanOptions(Scope.API, True, True, dedupe_iac=True)
