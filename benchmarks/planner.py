@@ -77,7 +77,7 @@ def _time(run: Callable[[], Any], budget: float, limit: int = 50) -> tuple[float
 
 def run(quick: bool = False) -> dict[str, Any]:
     budget = 0.05 if quick else 0.4
-    options = PlanOptions(Scope.METHOD, removable_api_ids=None, existing_api_ids=None)
+    options = PlanOptions(Scope.METHOD, removable_apis=None, existing_api_ids=None)
     biggest = largest_policy()
     sizes = sorted({1, 10, 25, len(biggest.statements)}) if not quick else [1, 10]
     one_target = targets(1)

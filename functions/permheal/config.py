@@ -32,6 +32,8 @@ class Settings:
     ledger_table: str | None = None
     flap_threshold: int = 3
     flap_window_hours: int = 24
+    dedupe_iac: bool = False
+    """Remove redundant statements a CloudFormation/SAM/CDK stack owns (default: report them only)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +49,7 @@ class Settings:
             ledger_table=env.get("PERMHEAL_LEDGER_TABLE") or None,
             flap_threshold=_positive(env, "PERMHEAL_FLAP_THRESHOLD", 3),
             flap_window_hours=_positive(env, "PERMHEAL_FLAP_WINDOW_HOURS", 24),
+            dedupe_iac=_flag(env, "PERMHEAL_DEDUPE_IAC"),
         )
 
     def dry_run(self, requested: bool = False) -> bool:

@@ -31,8 +31,8 @@ from permheal.models import (
     RemovedStatement,
     Target,
 )
-from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after
-from permheal.policy import Policy
+from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after, verdict
+from permheal.policy import Decision, Policy
 from permheal.targets import Hint, narrow, stage_targets, undeployed_changes
 
 
@@ -237,10 +237,21 @@ def api_targets(
 
 
 def group_by_function(targets: Sequence[Target]) -> tuple[FunctionGroup, ...]:
+    """One group per function+qualifier, in a stable order.
+
+    The unqualified function sorts before its aliases and versions: FunctionRef's own ordering
+    would compare None with a str when one function is invoked both ways (a TypeError).
+    """
     groups: dict[FunctionRef, list[Target]] = {}
     for target in targets:
         groups.setdefault(target.function, []).append(target)
-    return tuple(FunctionGroup(fn, tuple(ts)) for fn, ts in sorted(groups.items()))
+    return tuple(FunctionGroup(fn, tuple(groups[fn])) for fn in sorted(groups, key=_function_order))
+
+
+def _function_order(function: FunctionRef) -> tuple[str, str, str, str, bool, str]:
+    """A total order over function+qualifier (None = unqualified first)."""
+    f = function
+    return (f.partition, f.region, f.account, f.name, f.qualifier is not None, f.qualifier or "")
 
 
 @dataclass(frozen=True)
@@ -392,22 +403,40 @@ def _verified(
 ) -> RepairResult:
     """Findings are what the first read showed (what broke), plus what only the last read shows."""
     failing = [t for t in group.targets if not allows(after, group.function, t)]
-    findings = _merge_findings(found, plan.findings)
-    error = None
-    if failing and not plan.refusal:
-        error = "still not allowed after repair: " + ", ".join(t.source_arn for t in failing)
+    findings = merge_findings(found, plan.findings)
     return RepairResult(
         change,
         findings,
         verified=not failing,
         refusal=plan.refusal,
-        error=error,
+        error=None if plan.refusal else _still_failing(after, group),
         policy_before=before.document(),
         policy_after=after.document(),
     )
 
 
-def _merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
+def _still_failing(after: Policy, group: FunctionGroup) -> str | None:
+    """Why calls are still not allowed once the plan is (or would be) applied; None when all are.
+
+    A call a Deny statement blocks (or a statement permheal cannot read that may deny) names the
+    statement: permheal never edits it, so the run must fail and say what a human has to change.
+    A refusal is reported as such instead, by the caller.
+    """
+    reasons: list[str] = []
+    for target in group.targets:
+        judged = verdict(after, group.function, target)
+        if judged.allowed:
+            continue
+        if judged.decision is Decision.DENY:
+            reasons.append(f"{target.source_arn} denied by statement(s) {', '.join(judged.sids)}")
+        else:
+            reasons.append(target.source_arn)
+    if not reasons:
+        return None
+    return f"{group.function.label}: still not allowed after repair: " + "; ".join(reasons)
+
+
+def merge_findings(*lists: Sequence[Finding]) -> tuple[Finding, ...]:
     """One finding per subject: a later read restating an earlier finding only changes its detail."""
     merged: dict[Finding, Finding] = {}
     for finding in (f for findings in lists for f in findings):
@@ -424,6 +453,7 @@ def _unapplied(plan: Plan, group: FunctionGroup) -> RepairResult:
         plan.findings,
         verified=not failing,
         refusal=plan.refusal,
+        error=None if plan.refusal else _still_failing(after, group),
         policy_before=plan.policy.document(),
         policy_after=after.document(),
     )
@@ -438,13 +468,23 @@ def _missing_function(group: FunctionGroup, detail: str) -> RepairResult:
     return RepairResult(change, findings, verified=False, error=detail)
 
 
-def plan_options(settings: Settings, resolution: Resolution) -> PlanOptions:
+def settings_options(settings: Settings) -> PlanOptions:
+    """The planning choices the deployment's settings make (what `scan` needs to match remediate)."""
     return PlanOptions(
         scope=settings.scope,
         prune_stale=settings.prune_stale,
         consolidate=settings.consolidate,
+        dedupe_iac=settings.dedupe_iac,
+    )
+
+
+def plan_options(settings: Settings, resolution: Resolution, api: ApiRef) -> PlanOptions:
+    """How to plan a repair of `api`: only grants belonging to it (same partition, region, account
+    and id) are ever removed."""
+    return replace(
+        settings_options(settings),
         existing_api_ids=resolution.existing_api_ids,
-        removable_api_ids=frozenset({resolution.api.api_id}),
+        removable_apis=frozenset({api}),
     )
 
 
@@ -461,7 +501,7 @@ def repair_group(
     result = repair(
         adapters,
         group,
-        plan_options(settings, resolution),
+        plan_options(settings, resolution, group.targets[0].api),
         dry_run=resolution.dry_run or settings.dry_run(),
         max_attempts=settings.max_write_attempts,
         api_names={api.api_id: api.name},
@@ -492,7 +532,12 @@ def _not_repaired(group: FunctionGroup, reason: str) -> RepairResult:
 
 
 def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> RemediationResult:
-    """One result for the whole API: the outcome on-call reads first, then every change and finding."""
+    """One result for the whole API: the outcome on-call reads first, then every change and finding.
+
+    Any repair with an error or a refusal makes the run `failed`, a dry run too: a dry run whose
+    plan would leave a call failing (denied, refused for size, function missing) predicts a failure
+    that needs a human, so it exits 1 like the real run would, and its error says why.
+    """
     changes = tuple(r.change for r in repairs if r.change.changed)
     findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
     problems = [r.error or r.refusal for r in repairs if (r.error or r.refusal) and not r.flapping]

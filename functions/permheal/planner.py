@@ -9,11 +9,12 @@ crash between two writes never leaves a call without a grant.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from permheal.arnlike import arn_like
-from permheal.arns import FunctionRef, execute_api_source
+from permheal.arns import ApiRef, FunctionRef, execute_api_source
 from permheal.models import (
     AddedStatement,
     Change,
@@ -26,6 +27,7 @@ from permheal.models import (
 from permheal.policy import (
     POLICY_SIZE_LIMIT,
     Decision,
+    Evaluation,
     GatewayGrant,
     InvokeRequest,
     Policy,
@@ -54,6 +56,46 @@ def _free_sid(source_pattern: str, qualifier: str | None, policy: Policy) -> str
     return sid
 
 
+# permheal's own Sids (permheal_sid, and _free_sid's numbered siblings): never IaC-owned.
+_PERMHEAL_SID = re.compile(r"permheal-[0-9a-f]{16}(?:-[0-9]+)?")
+# CloudFormation names an AWS::Lambda::Permission statement `{stack}-{LogicalId}-{suffix}`.
+_CLOUDFORMATION_SID = re.compile(r".+-[A-Za-z0-9]{12,13}")
+# Terraform's generated statement_id (and statement_id_prefix): 18-digit UTC timestamp + 8 hex counter.
+_TERRAFORM_SID = re.compile(r".*[0-9]{18}[0-9a-f]{8}")
+# A (lowercase) UUID, as consoles and scripts generate: its last group would look like a CFN suffix.
+_UUID_SID = re.compile(r"(?:.*-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def iac_owner(sid: str) -> str | None:
+    """The infrastructure-as-code tool whose statement this probably is (by its Sid), else None.
+
+    CloudFormation (so SAM, CDK and the Serverless Framework) gives an AWS::Lambda::Permission no
+    way to choose its statement id: the resource's physical id is generated as
+    `{stack-name}-{LogicalId}-{RANDOMSUFFIX}`, stack name and logical id truncated to fit, the suffix
+    12-13 letters and digits (upper case in older stacks, mixed case in newer ones), e.g.
+    `d1-PersonalizationFunctionGetResourcePermissionProd-HZ0LP3EH5RUG`,
+    `dev-hello-scala-HelloLambdaHelloLambdaApiPermissionTest-Z7AJQCE7VA8O` (DescribeStackResources
+    output in public repositories) or `nodejs-apig-functiongetEndpointPermissionProd-BWDBXMPLXE2F`
+    (Lambda developer guide), and that physical id is the Sid. Terraform's generated ids end in an
+    18-digit timestamp and an 8-hex-digit counter. Reading the Sid costs no AWS call and no
+    CloudFormation permission; asking CloudFormation (DescribeStackResources per statement) would
+    cost both and still miss stacks in other accounts.
+
+    Being wrong must be safe, so the match is loose: anything ending in `-` and 12-13 letters or
+    digits counts (a hand-written `pets-ApiPermission` too), and such a statement is only reported,
+    never removed, unless PERMHEAL_DEDUPE_IAC allows it. Only permheal's own Sids and UUID-shaped
+    ones (console and script style) are known not to be IaC-owned. A statement an IaC tool adds with
+    an explicit, arbitrary Sid (Terraform `statement_id`) cannot be recognised.
+    """
+    if _PERMHEAL_SID.fullmatch(sid) or _UUID_SID.fullmatch(sid):
+        return None
+    if _TERRAFORM_SID.fullmatch(sid):
+        return "Terraform"
+    if _CLOUDFORMATION_SID.fullmatch(sid):
+        return "CloudFormation"
+    return None
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     scope: Scope = Scope.METHOD
@@ -61,8 +103,14 @@ class PlanOptions:
     consolidate: bool = False
     existing_api_ids: frozenset[str] | None = None
     """Every API id in the account/region; None when unknown (then nothing is called stale)."""
-    removable_api_ids: frozenset[str] | None = None
-    """Only duplicate/covered grants naming these APIs are removed; None = any (scan reports all)."""
+    removable_apis: frozenset[ApiRef] | None = None
+    """Only duplicate/covered grants belonging to these APIs are removed (or reported); None = any.
+
+    A grant belongs to an API only when its source-ARN pattern names that API's partition, region,
+    account and id literally: the same id in another region or account is another API.
+    """
+    dedupe_iac: bool = False
+    """Remove dead-weight statements an IaC stack owns (see iac_owner) instead of only reporting them."""
 
 
 @dataclass(frozen=True)
@@ -129,14 +177,18 @@ def _plan(
     patterns: list[str] = []
     unresolved: list[Target] = []
     for target in targets:
-        request = InvokeRequest(function.arn, target.source_arn, target.api.account)
-        verdict = evaluate(policy, request)
-        if verdict.allowed:
+        judged = verdict(policy, function, target)
+        if judged.allowed:
             continue
         name = api_names.get(target.api.api_id)
-        if verdict.decision is Decision.DENY:
-            detail = f"denied by statement(s) {', '.join(verdict.sids)}; permheal never edits Deny statements"
-            findings.append(Finding.for_target(FindingKind.MISSING_PERMISSION, target, name, detail=detail))
+        if judged.decision is Decision.DENY:
+            # The finding's sid names the (first) statement that denies: that is what must be edited.
+            detail = f"denied by statement(s) {', '.join(judged.sids)}; permheal never edits Deny statements"
+            findings.append(
+                Finding.for_target(
+                    FindingKind.MISSING_PERMISSION, target, name, sid=judged.sids[0], detail=detail
+                )
+            )
             unresolved.append(target)
             continue
         pattern = target.grant_pattern(scope)
@@ -211,9 +263,14 @@ def _plan(
     )
 
 
+def verdict(policy: Policy, function: FunctionRef, target: Target) -> Evaluation:
+    """How `policy` judges API Gateway's call for `target` to `function`, naming the deciding statements."""
+    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account))
+
+
 def allows(policy: Policy, function: FunctionRef, target: Target) -> bool:
     """Would API Gateway's call for `target` be allowed to invoke `function` under `policy`?"""
-    return evaluate(policy, InvokeRequest(function.arn, target.source_arn, target.api.account)).allowed
+    return verdict(policy, function, target).allowed
 
 
 def _strictly_covers(broad: GatewayGrant, narrow: GatewayGrant) -> bool:
@@ -234,13 +291,24 @@ def _dead_weight(
     remove_first: list[RemovedStatement] = []
     remove_after: list[RemovedStatement] = []
     findings: list[Finding] = []
+    # Among equivalent grants the one kept is the first a stack owns (removing it would drift the
+    # stack), else the first one.
+    keep_order = sorted(existing, key=lambda g: (_iac_kept(g, options) is None, g.position))
+    rank = {g.position: index for index, g in enumerate(keep_order)}
     for grant in existing:
-        verdict = _why_dead(grant, function, existing, new_grants, options)
-        if verdict is None:
+        dead = _why_dead(grant, function, existing, new_grants, options, rank)
+        if dead is None:
             continue
-        kind, reason, keeper = verdict
+        kind, reason, keeper = dead
+        kept_stale = kind is FindingKind.STALE_STATEMENT and not options.prune_stale
+        owner = None if kept_stale else _iac_kept(grant, options)
+        if owner is not None:
+            reason += (
+                f"; its Sid is one {owner} generates, so a stack owns it: reported, not removed "
+                "(PERMHEAL_DEDUPE_IAC=true removes it)"
+            )
         findings.append(_grant_finding(kind, function, grant, reason))
-        if kind is FindingKind.STALE_STATEMENT and not options.prune_stale:
+        if kept_stale or owner is not None:
             continue
         removal = RemovedStatement(
             grant.sid, grant.source_pattern, reason, dict(policy.statements[grant.position])
@@ -255,26 +323,38 @@ def _why_dead(
     existing: Sequence[GatewayGrant],
     new_grants: Sequence[GatewayGrant],
     options: PlanOptions,
+    rank: dict[int, int],
 ) -> tuple[FindingKind, str, GatewayGrant | None] | None:
     """Why a grant is dead weight, and which grant keeps its calls allowed; None if it is needed.
 
     Staleness comes first: a duplicate of a grant for a deleted API is itself for that API, and is
-    reported (and pruned) as such rather than kept or removed on the strength of its twin.
+    reported (and pruned) as such rather than kept or removed on the strength of its twin. Of
+    equivalent grants, the one with the lowest `rank` is kept and the others are duplicates of it.
     """
     stale = _stale_api(grant, function, options.existing_api_ids)
     if stale is not None:
         return FindingKind.STALE_STATEMENT, f"API {stale} no longer exists", None
+    if not _removable(grant, options.removable_apis):
+        return None
     twin = next(
-        (o for o in existing if o.position < grant.position and o.covers(grant) and grant.covers(o)), None
+        (
+            o
+            for o in existing
+            if rank[o.position] < rank[grant.position] and o.covers(grant) and grant.covers(o)
+        ),
+        None,
     )
     if twin is not None:
-        verdict = (FindingKind.DUPLICATE_STATEMENT, f"duplicate of {twin.sid}", twin)
-        return verdict if _removable(grant, options.removable_api_ids) else None
+        return FindingKind.DUPLICATE_STATEMENT, f"duplicate of {twin.sid}", twin
     wider = next((o for o in [*existing, *new_grants] if _strictly_covers(o, grant)), None)
     if wider is not None:
-        verdict = (FindingKind.REDUNDANT_STATEMENT, f"covered by {wider.sid}", wider)
-        return verdict if _removable(grant, options.removable_api_ids) else None
+        return FindingKind.REDUNDANT_STATEMENT, f"covered by {wider.sid}", wider
     return None
+
+
+def _iac_kept(grant: GatewayGrant, options: PlanOptions) -> str | None:
+    """The IaC tool owning a grant permheal must leave in place, or None when it may remove it."""
+    return None if options.dedupe_iac else iac_owner(grant.sid)
 
 
 def _grant_finding(kind: FindingKind, function: FunctionRef, grant: GatewayGrant, detail: str) -> Finding:
@@ -290,11 +370,16 @@ def _grant_finding(kind: FindingKind, function: FunctionRef, grant: GatewayGrant
     )
 
 
-def _removable(grant: GatewayGrant, api_ids: frozenset[str] | None) -> bool:
-    if api_ids is None:
+def _removable(grant: GatewayGrant, apis: frozenset[ApiRef] | None) -> bool:
+    """Does the grant belong to one of `apis`: partition, region, account and id named literally?
+
+    ApiRef parts hold no wildcards, so a pattern starting with `{prefix}/` can only match calls from
+    that API; `*` or `?` anywhere before the slash (any region, any API) makes it nobody's.
+    """
+    if apis is None:
         return True
-    source = execute_api_source(grant.source_pattern) if grant.source_pattern else None
-    return source is not None and source.api_id in api_ids
+    pattern = grant.source_pattern
+    return pattern is not None and any(pattern.startswith(f"{api.prefix}/") for api in apis)
 
 
 def _stale_api(

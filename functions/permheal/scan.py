@@ -1,11 +1,21 @@
-"""Read-only audit of every REST API (or the named ones): what `permheal scan` reports."""
+"""Read-only audit of every REST API (or the named ones): what `permheal scan` reports.
+
+A scan's findings for an API are exactly what remediating that API would touch (missing grants it
+would add, its own duplicate/covered/stale grants on the functions it calls), plus read-only facts
+(logging off, integration roles, other accounts, missing functions). So each API's calls are planned
+on their own, with only that API's grants removable, as `remediate` does; an account-wide scan is
+the union over all APIs. A dead grant of an API on a function+qualifier that API does not call is
+touched by no remediation, and is not reported.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from permheal.adapters.apigateway import RestApi
-from permheal.engine import Adapters, api_targets, group_by_function
+from permheal.arns import ApiRef
+from permheal.engine import Adapters, api_targets, group_by_function, merge_findings
 from permheal.errors import NotFoundError
 from permheal.models import Finding, FindingKind, Target
 from permheal.planner import PlanOptions, plan_repair
@@ -29,8 +39,7 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
         targets.extend(found)
         findings.extend(api_findings)
     names = {api.api_id: api.name for api in chosen}
-    existing = gateway.all_api_ids()
-    options = PlanOptions(options.scope, options.prune_stale, options.consolidate, existing, None)
+    options = replace(options, existing_api_ids=gateway.all_api_ids())
     for group in group_by_function(targets):
         try:
             policy = adapters.policies.read(group.function)
@@ -40,5 +49,18 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
                 for t in group.targets
             )
             continue
-        findings.extend(plan_repair(group.function, policy, group.targets, options, names).findings)
-    return findings
+        for caller, calls in _by_api(group.targets):
+            plan = plan_repair(
+                group.function, policy, calls, replace(options, removable_apis=frozenset({caller})), names
+            )
+            findings.extend(plan.findings)
+    # Two APIs calling one function both see its stale grants and its size: report each once.
+    return list(merge_findings(findings))
+
+
+def _by_api(targets: Sequence[Target]) -> list[tuple[ApiRef, list[Target]]]:
+    """The targets of one function group, split by the API that makes the calls (in a stable order)."""
+    calls: dict[ApiRef, list[Target]] = {}
+    for target in targets:
+        calls.setdefault(target.api, []).append(target)
+    return sorted(calls.items(), key=lambda item: (item[0].api_id, item[0].prefix))

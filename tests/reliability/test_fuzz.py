@@ -402,7 +402,8 @@ def test_planning_over_any_policy_removes_only_plain_grants_and_never_loses_a_ca
         prune_stale=st.booleans(),
         consolidate=st.booleans(),
         existing_api_ids=st.none() | st.just(frozenset({"a1b2c3d4e5"})),
-        removable_api_ids=st.none() | st.just(frozenset({"a1b2c3d4e5"})),
+        removable_apis=st.none() | st.just(frozenset({targets[0].api})),
+        dedupe_iac=st.booleans(),
     )
 
     removals = 0

@@ -442,6 +442,10 @@ def test_settings_read_every_variable() -> None:
         ("PERMHEAL_PRUNE_STALE", "no", "prune_stale", False),
         ("PERMHEAL_PRUNE_STALE", "", "prune_stale", False),
         ("PERMHEAL_CONSOLIDATE", "true", "consolidate", True),
+        ("PERMHEAL_DEDUPE_IAC", "true", "dedupe_iac", True),
+        ("PERMHEAL_DEDUPE_IAC", " YES ", "dedupe_iac", True),
+        ("PERMHEAL_DEDUPE_IAC", "false", "dedupe_iac", False),
+        ("PERMHEAL_DEDUPE_IAC", "", "dedupe_iac", False),
         ("PERMHEAL_ALLOWLIST_PARAM", "", "allowlist_param", "/permheal/allowed-apis"),
         ("PERMHEAL_STATE_MACHINE_ARN", "", "state_machine_arn", None),
         ("PERMHEAL_TOPIC_ARN", "", "topic_arn", None),
@@ -467,6 +471,8 @@ def test_settings_parse_each_value_leniently_in_case_and_space(
         ("PERMHEAL_PRUNE_STALE", "maybe"),
         ("PERMHEAL_PRUNE_STALE", "on"),
         ("PERMHEAL_CONSOLIDATE", "2"),
+        ("PERMHEAL_DEDUPE_IAC", "sometimes"),
+        ("PERMHEAL_DEDUPE_IAC", "on"),
     ],
 )
 def test_settings_reject_invalid_values_with_config_error(name: str, value: str) -> None:
@@ -475,6 +481,13 @@ def test_settings_reject_invalid_values_with_config_error(name: str, value: str)
     # Then it is a ConfigError naming the variable
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_stack_owned_statements_are_only_reported_by_default() -> None:
+    # Given no PERMHEAL_DEDUPE_IAC
+    # When settings are read
+    # Then permheal must not remove statements a CloudFormation stack owns (no stack drift by default)
+    assert Settings.from_env({}).dedupe_iac is False
 
 
 def test_settings_read_the_process_environment_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from permheal.models import (
     Target,
     TargetKind,
 )
-from permheal.planner import Plan, PlanOptions, permheal_sid, plan_repair, policy_after
+from permheal.planner import Plan, PlanOptions, iac_owner, permheal_sid, plan_repair, policy_after
 from permheal.policy import (
     APIGATEWAY_PRINCIPAL,
     POLICY_SIZE_LIMIT,
@@ -328,8 +328,8 @@ def test_a_grant_covered_only_by_a_new_grant_is_removed_after_the_add() -> None:
 )
 def test_grants_for_apis_not_being_repaired_are_never_removed(policy: tuple[dict[str, Any], ...]) -> None:
     # Given duplicate or covered grants naming api1 (or any API), while only api2 is being repaired
-    # When the repair is planned with removable_api_ids = {api2}
-    result = plan(policy, [], removable_api_ids=frozenset({"api2"}))
+    # When the repair is planned with removable_apis = {api2}
+    result = plan(policy, [], removable_apis=frozenset({API2}))
     # Then nothing is removed
     assert result.removals == ()
 
@@ -337,10 +337,141 @@ def test_grants_for_apis_not_being_repaired_are_never_removed(policy: tuple[dict
 def test_covered_grants_naming_the_repaired_api_are_removed_when_it_is_removable() -> None:
     # Given a grant for api1 covered by a wider one
     policy = (grant("narrow", f"{P1}/prod/GET/pets"), grant("wide", f"{P1}/*"))
-    # When the repair is planned with removable_api_ids = {api1}
-    result = plan(policy, [], removable_api_ids=frozenset({"api1"}))
+    # When the repair is planned with removable_apis = {api1}
+    result = plan(policy, [], removable_apis=frozenset({API1}))
     # Then the covered grant is removed
     assert [r.sid for r in result.removals] == ["narrow"]
+
+
+# --- dedupe scope: a grant belongs to an API only in its partition, region and account --------------
+
+ELSEWHERE = {
+    "other-region": f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:api1",
+    "other-account": f"arn:aws:execute-api:{REGION}:{OTHER_ACCOUNT}:api1",
+    "other-partition": f"arn:aws-cn:execute-api:{REGION}:{ACCOUNT}:api1",
+    "any-region": f"arn:aws:execute-api:*:{ACCOUNT}:api1",
+    "any-account": f"arn:aws:execute-api:{REGION}:*:api1",
+}
+
+
+@pytest.mark.parametrize("prefix", list(ELSEWHERE.values()), ids=list(ELSEWHERE))
+def test_exact_duplicates_naming_the_api_id_elsewhere_are_not_removed(prefix: str) -> None:
+    # Given an exact duplicate pair whose source ARN names api1's id outside its partition/region/account
+    policy = (grant("far-1", f"{prefix}/*/GET/pets"), grant("far-2", f"{prefix}/*/GET/pets"))
+    # When api1 is repaired
+    result = plan(policy, [], removable_apis=frozenset({API1}))
+    # Then neither is removed nor reported
+    assert result.removals == ()
+    assert result.findings == ()
+
+
+@pytest.mark.parametrize("prefix", list(ELSEWHERE.values()), ids=list(ELSEWHERE))
+def test_a_grant_naming_the_api_id_elsewhere_is_not_removed_though_covered(prefix: str) -> None:
+    # Given a grant naming api1's id elsewhere, covered by a wider grant that matches any region/account
+    policy = (grant("far", f"{prefix}/prod/GET/pets"), grant("wide", "arn:*:execute-api:*:*:api1/*"))
+    # When api1 is repaired
+    result = plan(policy, [], removable_apis=frozenset({API1}))
+    # Then it stays
+    assert result.removals == ()
+
+
+def test_exact_duplicates_naming_the_api_itself_are_removed() -> None:
+    # Given the same duplicate pair naming api1 in its own partition, region and account
+    policy = (grant("near-1", f"{P1}/*/GET/pets"), grant("near-2", f"{P1}/*/GET/pets"))
+    # When api1 is repaired
+    result = plan(policy, [], removable_apis=frozenset({API1}))
+    # Then the second one goes
+    assert [r.sid for r in result.removals] == ["near-2"]
+
+
+# --- statements an IaC stack owns ----------------------------------------------------------------------
+
+CFN_A = "petstore-PetsGetPermissionProd-1T51HIPIZC1R9"
+CFN_B = "petstore-PetsGetPermissionTest-jYLo8ECBABS5"
+
+
+@pytest.mark.parametrize(
+    ("sid", "owner"),
+    [
+        ("d1-PersonalizationFunctionGetResourcePermissionProd-HZ0LP3EH5RUG", "CloudFormation"),
+        ("dev-hello-scala-HelloLambdaHelloLambdaApiPermissionTest-Z7AJQCE7VA8O", "CloudFormation"),
+        ("nodejs-apig-functiongetEndpointPermissionProd-BWDBXMPLXE2F", "CloudFormation"),
+        ("vj-backend-formatTextFunctionApiPermissionProd-jYLo8ECBABS5", "CloudFormation"),
+        ("CdkStack-ApiGETApiPermissionTestCdkStackApiB9A3C5E1GETB0C8-1R2S3T4U5V6W7", "CloudFormation"),
+        ("terraform-20190515194113925900000001", "Terraform"),
+        ("apigw-20240101120000123400000a2f", "Terraform"),
+        ("permheal-0123456789abcdef", None),
+        ("permheal-0123456789abcdef-2", None),
+        ("8c1f2d3e-4b5a-4c6d-9e7f-4f5c9a1b2c3d", None),
+        ("lambda-8c1f2d3e-4b5a-4c6d-9e7f-4f5c9a1b2c3d", None),
+        ("607d0e61cd1aad645b2c4aeb9ec19dff55d03664", None),
+        ("console-copy", None),
+        ("pets-get", None),
+        ("AllowExecutionFromAPIGateway", None),
+    ],
+)
+def test_iac_owned_statements_are_told_by_their_sid(sid: str, owner: str | None) -> None:
+    # Given a statement id as CloudFormation, Terraform, permheal, a console or a person writes it
+    # When its owner is guessed
+    # Then generated IaC ids are recognised, permheal's and console-style ones are not
+    assert iac_owner(sid) == owner
+
+
+def test_a_duplicate_a_stack_owns_is_reported_not_removed() -> None:
+    # Given two equivalent grants, each owned by a stack
+    policy = (grant(CFN_A, f"{P1}/*/GET/pets"), grant(CFN_B, f"{P1}/*/GET/pets"))
+    # When the repair is planned
+    result = plan(policy, [], removable_apis=frozenset({API1}))
+    # Then the duplicate is reported, saying why it stays, and nothing is removed
+    (finding,) = result.findings
+    assert (finding.kind, finding.sid) == (FindingKind.DUPLICATE_STATEMENT, CFN_B)
+    assert finding.detail.startswith(f"duplicate of {CFN_A}")
+    assert "CloudFormation" in finding.detail and "PERMHEAL_DEDUPE_IAC" in finding.detail
+    assert result.empty
+
+
+@pytest.mark.parametrize("order", ["console-first", "stack-first"])
+def test_of_two_equivalent_grants_the_one_a_stack_owns_is_kept(order: str) -> None:
+    # Given a console copy of a stack's grant, before or after it
+    pair = [grant("console-copy", f"{P1}/*/GET/pets"), grant(CFN_A, f"{P1}/*/GET/pets")]
+    policy = tuple(pair if order == "console-first" else reversed(pair))
+    # When the repair is planned
+    result = plan(policy, [], removable_apis=frozenset({API1}))
+    # Then the console copy is the one removed
+    assert result.removals == (RemovedStatement("console-copy", f"{P1}/*/GET/pets", f"duplicate of {CFN_A}"),)
+
+
+def test_a_covered_grant_a_stack_owns_is_reported_not_removed() -> None:
+    # Given CDK's per-stage grants and a method missing, planned at api scope (the new grant covers them)
+    policy = (grant(CFN_A, f"{P1}/prod/GET/pets"), grant(CFN_B, f"{P1}/test-invoke-stage/GET/pets"))
+    # When the repair is planned
+    result = plan(policy, [route("POST", "/pets")], scope=Scope.API, removable_apis=frozenset({API1}))
+    # Then the api-wide grant is added and the stack's grants are reported as covered, not removed
+    assert added_sources(result) == [f"{P1}/*/*/*"]
+    assert result.removals == ()
+    redundant = [f for f in result.findings if f.kind is FindingKind.REDUNDANT_STATEMENT]
+    assert {f.sid for f in redundant} == {CFN_A, CFN_B}
+    assert all("reported, not removed" in f.detail for f in redundant)
+
+
+def test_dead_weight_a_stack_owns_is_removed_when_allowed() -> None:
+    # Given the same covered stack grants, and dedupe_iac
+    policy = (grant(CFN_A, f"{P1}/prod/GET/pets"), grant(CFN_B, f"{P1}/*/GET/pets"))
+    # When the repair is planned
+    result = plan(policy, [], removable_apis=frozenset({API1}), dedupe_iac=True)
+    # Then the covered one is removed like any other grant
+    assert result.removals == (RemovedStatement(CFN_A, f"{P1}/prod/GET/pets", f"covered by {CFN_B}"),)
+
+
+def test_a_stale_grant_a_stack_owns_is_not_pruned_unless_allowed() -> None:
+    # Given a stack's grant for a deleted API, with pruning on
+    policy = (grant(CFN_A, f"{GONE}/*/GET/pets"),)
+    # When the repair is planned, without and with dedupe_iac
+    kept = plan(policy, [], existing_api_ids=frozenset({"api1"}), prune_stale=True)
+    pruned = plan(policy, [], existing_api_ids=frozenset({"api1"}), prune_stale=True, dedupe_iac=True)
+    # Then it is only reported by default, and removed when stack statements may be removed
+    assert (kept.removals, [f.kind for f in kept.findings]) == ((), [FindingKind.STALE_STATEMENT])
+    assert [r.sid for r in pruned.removals] == [CFN_A]
 
 
 @pytest.mark.parametrize(
@@ -492,9 +623,9 @@ def test_consolidation_switches_to_api_scope_when_method_scope_does_not_fit() ->
     api_grant = invoke_statement(permheal_sid(f"{P1}/*/*/*", None), FN.arn, f"{P1}/*/*/*")
     policy = policy_of_size(POLICY_SIZE_LIMIT - statement_bytes(api_grant), prefix=P1)
     targets = [route("POST", "/orders"), route("DELETE", "/orders")]
-    assert plan(policy, targets, removable_api_ids=frozenset({"api1"})).refusal is not None
+    assert plan(policy, targets, removable_apis=frozenset({API1})).refusal is not None
     # When the repair is planned with consolidation allowed
-    result = plan(policy, targets, consolidate=True, removable_api_ids=frozenset({"api1"}))
+    result = plan(policy, targets, consolidate=True, removable_apis=frozenset({API1}))
     # Then one api-wide grant is added and every grant it covers is removed after it
     assert result.refusal is None
     assert result.consolidated
@@ -518,7 +649,7 @@ def test_consolidation_that_still_does_not_fit_is_refused() -> None:
     # Given a policy full of grants for another API, which this repair may not remove
     policy = fill_to(POLICY_SIZE_LIMIT, prefix=P2)
     # When an api1 repair with consolidation is planned
-    result = plan(policy, [route("POST", "/orders")], consolidate=True, removable_api_ids=frozenset({"api1"}))
+    result = plan(policy, [route("POST", "/orders")], consolidate=True, removable_apis=frozenset({API1}))
     # Then it is still refused
     assert result.refusal is not None
     assert not result.consolidated
@@ -529,7 +660,7 @@ def test_without_consolidation_a_repair_that_does_not_fit_is_refused() -> None:
     # Given the same full api1 policy
     policy = fill_to(POLICY_SIZE_LIMIT, prefix=P1)
     # When the repair is planned without consolidation
-    result = plan(policy, [route("POST", "/orders")], removable_api_ids=frozenset({"api1"}))
+    result = plan(policy, [route("POST", "/orders")], removable_apis=frozenset({API1}))
     # Then it is refused rather than widened
     assert result.refusal is not None
     assert result.add == ()
@@ -565,13 +696,34 @@ def test_a_denied_target_is_reported_and_no_grant_is_added() -> None:
     target = route("GET", "/pets")
     # When the repair is planned
     result = plan((deny,), [target])
-    # Then the target is reported as denied, left unresolved, and nothing is added
+    # Then the target is reported as denied naming the statement, left unresolved, and nothing is added
     (finding,) = result.findings
     assert finding.kind is FindingKind.MISSING_PERMISSION
     assert "block" in finding.detail and "Deny" in finding.detail
-    assert finding.sid is None
+    assert finding.sid == "block"
     assert result.add == ()
     assert result.unresolved == (target,)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {**grant("odd", f"{P1}/*"), "Effect": "Deny", "NotPrincipal": {"AWS": "*"}},
+        {**grant("odd", f"{P1}/*"), "Effect": "Deny", "Condition": {"DateGreaterThan": {"aws:x": "1"}}},
+    ],
+    ids=["not-principal", "unknown-condition"],
+)
+def test_a_deny_permheal_cannot_read_counts_as_denying_and_is_named(statement: dict[str, Any]) -> None:
+    # Given a grant for the call, and a Deny statement using something permheal does not model
+    target = route("GET", "/pets")
+    policy = (grant("ok", f"{P1}/*/GET/pets"), statement)
+    # When the repair is planned
+    result = plan(policy, [target])
+    # Then the call is reported as denied by that statement and left unresolved (never claimed allowed)
+    (finding,) = result.findings
+    assert (finding.kind, finding.sid) == (FindingKind.MISSING_PERMISSION, "odd")
+    assert result.unresolved == (target,)
+    assert result.empty
 
 
 # --- plan → change ---------------------------------------------------------------------------------
@@ -676,21 +828,31 @@ def statements(draw: st.DrawFn, sid: str, function: FunctionRef) -> dict[str, An
     return grant(sid, pattern, function)
 
 
+def cfn_sid(index: int) -> str:
+    """A Sid as CloudFormation generates for an AWS::Lambda::Permission: {stack}-{LogicalId}-{suffix}."""
+    return f"orders-stack-OrdersPermission{index}-1T51HIPIZC{index:03d}"
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[FunctionRef, Policy, list[Target], PlanOptions]:
     function = draw(st.sampled_from((FN, LIVE)))
     count = draw(st.integers(0, 8))
-    existing = [draw(statements(f"s{i}", function)) for i in range(count)]
+    # Some statements carry Sids CloudFormation would generate (stack-owned: reported, not removed).
+    existing = [
+        draw(statements(draw(st.sampled_from([f"s{i}", cfn_sid(i)])), function)) for i in range(count)
+    ]
     for i in range(draw(st.integers(0, 3)) if existing else 0):  # verbatim duplicates under new sids
         original = draw(st.sampled_from(existing))
-        existing.insert(draw(st.integers(0, len(existing))), {**original, "Sid": f"dup{i}"})
+        sid = draw(st.sampled_from([f"dup{i}", cfn_sid(100 + i)]))
+        existing.insert(draw(st.integers(0, len(existing))), {**original, "Sid": sid})
     wanted = draw(st.lists(targets(function), max_size=6))
     options = PlanOptions(
         scope=draw(st.sampled_from(list(Scope))),
         consolidate=draw(st.booleans()),
         prune_stale=draw(st.booleans()),
         existing_api_ids=draw(st.sampled_from([None, frozenset({"api1", "api2"})])),
-        removable_api_ids=draw(st.sampled_from([None, frozenset({"api1"}), frozenset({"api1", "api2"})])),
+        removable_apis=draw(st.sampled_from([None, frozenset({API1}), frozenset({API1, API2})])),
+        dedupe_iac=draw(st.booleans()),
     )
     return function, Policy(tuple(existing)), wanted, options
 
@@ -755,8 +917,10 @@ def test_property_only_plain_grants_for_removable_apis_are_removed(
         assert statement["Resource"] == function.arn
         assert set(statement["Condition"]) <= {"ArnLike", "ArnEquals", "StringEquals"}
         assert set(statement["Condition"].get("StringEquals", {})) <= {"AWS:SourceAccount"}
-        if options.removable_api_ids is not None:
-            assert any(f":{api_id}/" in str(removal.source_arn) for api_id in options.removable_api_ids)
+        if options.removable_apis is not None:
+            assert any(str(removal.source_arn).startswith(f"{a.prefix}/") for a in options.removable_apis)
+        if not options.dedupe_iac:
+            assert iac_owner(removal.sid) is None
 
 
 @SIDE_PROPERTY
@@ -768,7 +932,7 @@ def test_property_pruning_stale_grants_only_loses_calls_to_deleted_apis(
     function, policy, _, options = scenario
     api1_targets = [t for t in scenario[2] if t.api == API1]
     options = PlanOptions(
-        options.scope, True, options.consolidate, frozenset({"api1"}), options.removable_api_ids
+        options.scope, True, options.consolidate, frozenset({"api1"}), options.removable_apis
     )
     before = _allowed_calls(policy, function)
     # When the repair is planned and applied
