@@ -20,7 +20,7 @@ from permheal.adapters.apigateway import RestApi
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
 from permheal.arns import ApiRef, FunctionRef
-from permheal.engine import FunctionGroup, RepairResult, Resolution
+from permheal.engine import FunctionGroup, RepairResult, Resolution, result_from_state
 from permheal.errors import AwsCallError
 from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.local.faithful_lambda import POLICY_SIZE_LIMIT, policy_size
@@ -320,3 +320,25 @@ def test_notification_of_a_huge_result_fits_sns_the_state_and_the_fail_cause() -
     # And the subject counts every statement, the message says how many more the ledger lists
     assert notice.subject == "permheal failed: big/prod (7200 changes)"
     assert "more function(s) changed (`permheal history --api abc123` lists them all)" in notice.message
+
+
+def test_a_map_that_fails_as_a_whole_names_the_resolved_api_and_points_to_the_ledger() -> None:
+    # Given the state after the Map itself failed (its Catch), once targets were resolved
+    api = ApiRef("aws", REGION, ACCOUNT, "abc123")
+    group = FunctionGroup(
+        _function("orders"), (Target(TargetKind.INTEGRATION, api, "prod", _function("orders"), "GET", "/o"),)
+    )
+    resolution = Resolution(RestApi("abc123", "shop"), "prod", True, (group,)).to_dict()
+    state = {
+        "request": {"apiName": "shop", "stage": "prod"},
+        "resolution": resolution,
+        "error": {"Error": "States.Runtime", "Cause": "an iteration could not be described"},
+    }
+    # When the result is read from it
+    result = result_from_state(state)
+    # Then it is a failure of the resolved API that says where to look for changes already made
+    assert (result.outcome, result.api_id, result.api_name) == (Outcome.FAILED, "abc123", "shop")
+    assert result.error == (
+        "States.Runtime: an iteration could not be described "
+        "(functions may have been changed before that: `permheal history --api abc123`)"
+    )
