@@ -342,3 +342,37 @@ def test_a_map_that_fails_as_a_whole_names_the_resolved_api_and_points_to_the_le
         "States.Runtime: an iteration could not be described "
         "(functions may have been changed before that: `permheal history --api abc123`)"
     )
+
+
+def test_a_thousand_method_api_fits_its_share_and_round_trips() -> None:
+    # Given one stage of 1,000 methods spread over 8 function aliases
+    api = ApiRef("aws", REGION, ACCOUNT, "abcdefghij")
+    functions = [_function(f"fn{i}", "live") for i in range(8)]
+    groups = tuple(
+        FunctionGroup(
+            fn,
+            tuple(
+                Target(TargetKind.INTEGRATION, api, "prod", fn, "GET", f"/r{j:04d}/{{id}}")
+                for j in range(i, 1_000, 8)
+            ),
+        )
+        for i, fn in enumerate(functions)
+    )
+    resolution = Resolution(RestApi("abcdefghij", "big"), "prod", True, groups)
+    # When it is written into the workflow state and read back
+    data = resolution.to_dict()
+    back = Resolution.from_dict(json.loads(json.dumps(data)))
+    # Then it fits Resolve's share, and every target comes back
+    assert limits.json_size(data) <= limits.RESOLUTION_BUDGET
+    assert back.groups == groups
+
+
+def test_function_group_written_before_an_update_is_still_read() -> None:
+    # Given a Map item as the previous version wrote it (targets as a list of objects)
+    fn = _function("orders", "live")
+    target = Target(TargetKind.INTEGRATION, ApiRef("aws", REGION, ACCOUNT, "abc123"), "prod", fn, "GET", "/o")
+    old = {**FunctionGroup(fn, (target,)).to_dict(), "targets": [target.site()]}
+    del old["sites"]
+    # When the updated repair step reads it
+    # Then it is the same group
+    assert FunctionGroup.from_dict(old) == FunctionGroup(fn, (target,))
