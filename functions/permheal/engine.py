@@ -21,6 +21,17 @@ from permheal.arns import ApiRef, FunctionRef
 from permheal.audit import flap_guard, record
 from permheal.config import Settings
 from permheal.errors import AwsCallError, ConflictError, NotFoundError, ParseError
+from permheal.limits import (
+    MAX_GROUPS,
+    REPAIRS_BUDGET,
+    REQUEST_BUDGET,
+    RESOLUTION_BUDGET,
+    TooLargeError,
+    clip,
+    fit,
+    json_size,
+    repair_budget,
+)
 from permheal.models import (
     AddedStatement,
     Change,
@@ -54,9 +65,23 @@ class Adapters:
 MAX_STATE_FINDINGS = 50
 
 
-def capped(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    """Findings for the workflow state, bounded so a huge API stays under the 256 KB state limit."""
-    return [f.to_dict() for f in findings[:MAX_STATE_FINDINGS]]
+def capped(findings: Sequence[Finding], limit: int = MAX_STATE_FINDINGS) -> list[dict[str, Any]]:
+    """Findings for the workflow state: at most `limit`, and never more than MAX_STATE_FINDINGS."""
+    return [f.to_dict() for f in findings[: min(limit, MAX_STATE_FINDINGS)]]
+
+
+def _with_omitted(data: dict[str, Any], key: str, count: int) -> dict[str, Any]:
+    """`data` plus `key: count` when something was left out (a complete copy looks as before)."""
+    if count:
+        data[key] = count
+    return data
+
+
+def _omitted_count(data: dict[str, Any], key: str) -> int:
+    count = int(data.get(key) or 0)
+    if count < 0:
+        raise ValueError(f"{key} must not be negative")
+    return count
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,8 @@ class ResolveRequest:
     def from_event(cls, event: Any) -> ResolveRequest:
         if not isinstance(event, dict):
             raise ParseError("execution input must be a JSON object")
+        if json_size(event) > REQUEST_BUDGET:  # the state carries the input to the end (limits.py)
+            raise ParseError(f"execution input must be at most {REQUEST_BUDGET} bytes of JSON")
         api = event.get("apiId") or event.get("apiName")
         if not isinstance(api, str) or not api.strip() or len(api) > 1024:
             raise ParseError('execution input needs "apiId" or "apiName" (a non-empty string)')
@@ -102,24 +129,44 @@ class FunctionGroup:
     targets: tuple[Target, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The Map's item. Targets go as a table (`sites`: columns once, one row per target), half
+        the bytes of a list of objects, so a 1,000-method API fits its share of the state."""
         api = self.targets[0].api
+        sites = [t.site() for t in self.targets]
+        columns = list(dict.fromkeys(key for site in sites for key in site))
         return {
             "functionArn": self.function.arn,
             "function": asdict(self.function),
             "api": asdict(api),
-            "targets": [t.site() for t in self.targets],
+            "sites": {"columns": columns, "rows": [[site.get(c) for c in columns] for site in sites]},
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> FunctionGroup:
-        if not isinstance(data, dict) or not isinstance(data.get("targets"), list) or not data["targets"]:
-            raise ParseError("a function group needs a non-empty list of targets")
+        """Also reads `targets` as a list of objects: an execution started before an update carries it."""
         try:
+            sites = _sites(data)
             function = FunctionRef(**data["function"])
             api = ApiRef(**data["api"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ParseError(f"malformed function group: {exc!r}") from exc
-        return cls(function, tuple(Target.at_site(api, function, site) for site in data["targets"]))
+        if not sites:
+            raise ParseError("a function group needs a non-empty list of targets")
+        return cls(function, tuple(Target.at_site(api, function, site) for site in sites))
+
+
+def _sites(data: dict[str, Any]) -> list[Any]:
+    if "sites" not in data:
+        targets = data["targets"]
+        if not isinstance(targets, list):
+            raise TypeError("targets must be a list")
+        return targets
+    columns, rows = data["sites"]["columns"], data["sites"]["rows"]
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        raise TypeError("sites must have a list of columns and a list of rows")
+    if not all(isinstance(row, list) and len(row) == len(columns) for row in rows):
+        raise ValueError("every row of sites must have one value per column")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -133,23 +180,49 @@ class Resolution:
     dry_run: bool = False
     source: str = "manual"
     execution_arn: str = ""
+    findings_omitted: int = 0
+    repair_budget: int = REPAIRS_BUDGET
+    """Bytes one repair result may take in the workflow state (set by `to_dict` from the groups)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Workflow state: `groups` feed the Map, `context` goes to every repair."""
-        return {
-            "allowed": self.allowed,
-            "groups": [g.to_dict() for g in self.groups],
-            "findings": capped(self.findings),
-            "context": {
-                "apiId": self.api.api_id,
-                "apiName": self.api.name,
-                "stage": self.stage,
-                "dryRun": self.dry_run,
-                "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
-                "source": self.source,
-                "executionArn": self.execution_arn,
-            },
+        """Workflow state within RESOLUTION_BUDGET: `groups` feed the Map, `context` goes to every repair.
+
+        Groups are the work to do and are never cut: an API with more than one execution can carry is
+        refused (TooLargeError) before anything changes. Findings are cut to what fits, counted.
+        """
+        groups = [g.to_dict() for g in self.groups]
+        if len(groups) > MAX_GROUPS:
+            raise self._too_large(f"{len(groups)} function+qualifier targets (at most {MAX_GROUPS})")
+        context = {
+            "apiId": self.api.api_id,
+            "apiName": self.api.name,
+            "stage": self.stage,
+            "dryRun": self.dry_run,
+            "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
+            "source": self.source,
+            "executionArn": self.execution_arn,
+            "repairBudget": repair_budget(len(groups)),
         }
+
+        def render(kept: int) -> dict[str, Any]:
+            findings = capped(self.findings, kept)
+            data = {"allowed": self.allowed, "groups": groups, "findings": findings, "context": context}
+            return _with_omitted(
+                data, "findingsOmitted", self.findings_omitted + len(self.findings) - len(findings)
+            )
+
+        try:
+            return fit(render, RESOLUTION_BUDGET, min(len(self.findings), MAX_STATE_FINDINGS))
+        except TooLargeError:
+            raise self._too_large(
+                f"{json_size(groups)} bytes of targets (at most {RESOLUTION_BUDGET})"
+            ) from None
+
+    def _too_large(self, what: str) -> TooLargeError:
+        return TooLargeError(
+            f"API {self.api.name} ({self.api.api_id}) has {what} for one workflow execution: "
+            "remediate it one stage at a time (`--stage`), or in process with `permheal remediate --local`"
+        )
 
     @classmethod
     def from_dict(cls, data: Any) -> Resolution:
@@ -166,8 +239,10 @@ class Resolution:
                 bool(context.get("dryRun")),
                 str(context.get("source") or "manual"),
                 str(context.get("executionArn") or ""),
+                _omitted_count(data, "findingsOmitted"),
+                min(REPAIRS_BUDGET, int(context.get("repairBudget") or REPAIRS_BUDGET)),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ParseError(f"malformed resolution: {exc!r}") from exc
 
 
@@ -266,20 +341,45 @@ class RepairResult:
     flapping: bool = False
     policy_before: dict[str, Any] = field(default_factory=dict)
     policy_after: dict[str, Any] = field(default_factory=dict)
+    findings_omitted: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "change": self.change.to_dict(),
-            "findings": capped(self.findings),
-            "verified": self.verified,
-            "refusal": self.refusal,
-            "error": self.error,
-            "flapping": self.flapping,
-        }
+    @classmethod
+    def failed(cls, function: FunctionRef, error: str) -> RepairResult:
+        """A Map iteration that failed for good: its function, named in the error, changed nothing known."""
+        change = Change(function.unqualified_arn, function.qualifier)
+        return cls(change, verified=False, error=f"{function.label}: {error}")
+
+    def to_dict(self, budget: int = REPAIRS_BUDGET) -> dict[str, Any]:
+        """One Map iteration's result within `budget` bytes (its share of REPAIRS_BUDGET).
+
+        Removed statements' bodies are left out and long lists cut, counted: the audit ledger holds
+        the whole change (and the repair's log line, should the ledger write have failed).
+        """
+        text_limit = max(64, budget // 4)
+
+        def render(kept: int) -> dict[str, Any]:
+            findings = capped(self.findings, kept)
+            data = {
+                "change": self.change.to_dict(kept, statements=False),
+                "findings": findings,
+                "verified": self.verified,
+                "refusal": clip(self.refusal, text_limit),
+                "error": clip(self.error, text_limit),
+                "flapping": self.flapping,
+            }
+            return _with_omitted(
+                data, "findingsOmitted", self.findings_omitted + len(self.findings) - len(findings)
+            )
+
+        change = self.change
+        return fit(render, budget, max(len(change.added), len(change.removed), len(self.findings)))
 
     @classmethod
     def from_dict(cls, data: Any) -> RepairResult:
         try:
+            if "failedFunction" in data:  # the ASL's last resort: the function and the error's name
+                function = FunctionRef(**data["failedFunction"])
+                return cls.failed(function, f"{data['error']} (details in the execution history)")
             return cls(
                 Change.from_dict(data["change"]),
                 tuple(Finding.from_dict(f) for f in data.get("findings", [])),
@@ -287,8 +387,9 @@ class RepairResult:
                 data.get("refusal"),
                 data.get("error"),
                 bool(data.get("flapping", False)),
+                findings_omitted=_omitted_count(data, "findingsOmitted"),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ParseError(f"malformed repair result: {exc!r}") from exc
 
 
@@ -579,17 +680,7 @@ def result_from_state(state: Any) -> RemediationResult:
     if not isinstance(state, dict):
         raise ParseError("workflow state must be an object")
     if "error" in state:
-        request = state.get("request")
-        if not isinstance(request, dict):
-            request = {}
-        api = request.get("apiId") or request.get("apiName")
-        stage = request.get("stage")
-        return RemediationResult(
-            Outcome.FAILED,
-            str(api) if api else None,
-            str(stage) if stage else None,
-            error=_error_text(state["error"]),
-        )
+        return _crashed(state)
     resolution = Resolution.from_dict(state.get("resolution"))
     if not resolution.allowed:
         return refused(resolution)
@@ -597,14 +688,35 @@ def result_from_state(state: Any) -> RemediationResult:
     if not isinstance(raw_repairs, list):
         raise ParseError("workflow state: repairs must be a list")
     repairs = [RepairResult.from_dict(r) for r in raw_repairs]
-    return summarize(resolution, repairs)
+    result = summarize(resolution, repairs)
+    omitted = resolution.findings_omitted + sum(r.findings_omitted for r in repairs)
+    return replace(result, findings_omitted=result.findings_omitted + omitted)
 
 
-def _error_text(error: Any) -> str:
+def _crashed(state: dict[str, Any]) -> RemediationResult:
+    """A step failed as a whole: name the API as resolved (or as requested) and say where changes are."""
+    error = error_text(state["error"])
+    with contextlib.suppress(ParseError):
+        resolution = Resolution.from_dict(state.get("resolution"))
+        api = resolution.api
+        if resolution.allowed and resolution.groups:
+            error += f" (functions may have been changed before that: `permheal history --api {api.api_id}`)"
+        return RemediationResult(Outcome.FAILED, api.api_id, resolution.stage, api.name or None, error=error)
+    request = state.get("request")
+    if not isinstance(request, dict):
+        request = {}
+    api_text = request.get("apiId") or request.get("apiName")
+    stage = request.get("stage")
+    return RemediationResult(
+        Outcome.FAILED, str(api_text) if api_text else None, str(stage) if stage else None, error=error
+    )
+
+
+def error_text(error: Any) -> str:
     """`Error: message` from a Step Functions Catch, unwrapping a Lambda error payload."""
     if not isinstance(error, dict):
-        return str(error)[:2000]
+        return clip(str(error), 2000) or ""
     name, cause = str(error.get("Error", "Error")), error.get("Cause", "")
     with contextlib.suppress(TypeError, ValueError, AttributeError):
         cause = json.loads(cause).get("errorMessage", cause)
-    return f"{name}: {cause}"[:2000]
+    return clip(f"{name}: {cause}", 2000) or ""

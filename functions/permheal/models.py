@@ -12,6 +12,7 @@ from typing import Any
 
 from permheal.arns import ApiRef, FunctionRef, wildcard_path
 from permheal.errors import ParseError
+from permheal.limits import clip
 
 
 class Scope(StrEnum):
@@ -157,7 +158,11 @@ class RemovedStatement:
 
 @dataclass(frozen=True)
 class Change:
-    """What was (or, in a dry run, would be) done to one function+qualifier's policy."""
+    """What was (or, in a dry run, would be) done to one function+qualifier's policy.
+
+    `added_omitted`/`removed_omitted` count entries a size-bounded copy left out (the audit ledger
+    has them all).
+    """
 
     function_arn: str
     qualifier: str | None
@@ -165,23 +170,36 @@ class Change:
     removed: tuple[RemovedStatement, ...] = ()
     policy_bytes_before: int = 0
     policy_bytes_after: int = 0
+    added_omitted: int = 0
+    removed_omitted: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed)
+        return bool(self.added or self.removed or self.added_omitted or self.removed_omitted)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    @property
+    def count(self) -> int:
+        """Statements added and removed, the omitted ones included."""
+        return len(self.added) + len(self.removed) + self.added_omitted + self.removed_omitted
+
+    def to_dict(self, limit: int | None = None, *, statements: bool = True) -> dict[str, Any]:
+        """The contract's change; `limit` keeps that many entries per list, counting the rest.
+
+        `statements=False` leaves out removed statements' bodies (the workflow's copy: the audit
+        ledger keeps them).
+        """
+        added, removed = self.added[:limit], self.removed[:limit]
+        data: dict[str, Any] = {
             "functionArn": self.function_arn,
             "qualifier": self.qualifier,
-            "added": [{"sid": a.sid, "sourceArn": a.source_arn} for a in self.added],
-            "removed": [
-                {"sid": r.sid, "sourceArn": r.source_arn, "reason": r.reason, "statement": r.statement}
-                for r in self.removed
-            ],
+            "added": [{"sid": a.sid, "sourceArn": a.source_arn} for a in added],
+            "removed": [_removed(r, statements) for r in removed],
             "policyBytesBefore": self.policy_bytes_before,
             "policyBytesAfter": self.policy_bytes_after,
         }
+        _omitted(data, "addedOmitted", self.added_omitted + len(self.added) - len(added))
+        _omitted(data, "removedOmitted", self.removed_omitted + len(self.removed) - len(removed))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Change:
@@ -196,9 +214,31 @@ class Change:
                 ),
                 policy_bytes_before=int(data.get("policyBytesBefore", 0)),
                 policy_bytes_after=int(data.get("policyBytesAfter", 0)),
+                added_omitted=_count(data, "addedOmitted"),
+                removed_omitted=_count(data, "removedOmitted"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ParseError(f"malformed change: {exc!r}") from exc
+
+
+def _removed(removed: RemovedStatement, statements: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"sid": removed.sid, "sourceArn": removed.source_arn, "reason": removed.reason}
+    if statements and removed.statement:
+        data["statement"] = removed.statement
+    return data
+
+
+def _omitted(data: dict[str, Any], key: str, count: int) -> None:
+    """Add `key: count` only when something was left out: complete results look as before."""
+    if count:
+        data[key] = count
+
+
+def _count(data: dict[str, Any], key: str) -> int:
+    count = int(data.get(key) or 0)
+    if count < 0:
+        raise ValueError(f"{key} must not be negative")
+    return count
 
 
 class Outcome(StrEnum):
@@ -216,7 +256,10 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class RemediationResult:
-    """The contract result of one remediation (design.md, `permheal remediate` JSON)."""
+    """The contract result of one remediation (design.md, `permheal remediate` JSON).
+
+    `changes_omitted`/`findings_omitted` count entries a size-bounded copy left out.
+    """
 
     outcome: Outcome
     api_id: str | None
@@ -225,18 +268,26 @@ class RemediationResult:
     changes: tuple[Change, ...] = ()
     findings: tuple[Finding, ...] = ()
     error: str | None = None
+    changes_omitted: int = 0
+    findings_omitted: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(
+        self, limit: int | None = None, *, statements: bool = True, error_limit: int | None = None
+    ) -> dict[str, Any]:
+        """The result; `limit` keeps that many entries per list (changes, their statements, findings)."""
+        changes, findings = self.changes[:limit], self.findings[:limit]
         data: dict[str, Any] = {
             "outcome": self.outcome.value,
             "apiId": self.api_id,
             "apiName": self.api_name,
             "stage": self.stage,
-            "changes": [c.to_dict() for c in self.changes],
-            "findings": [f.to_dict() for f in self.findings],
+            "changes": [c.to_dict(limit, statements=statements) for c in changes],
+            "findings": [f.to_dict() for f in findings],
         }
+        _omitted(data, "changesOmitted", self.changes_omitted + len(self.changes) - len(changes))
+        _omitted(data, "findingsOmitted", self.findings_omitted + len(self.findings) - len(findings))
         if self.error:
-            data["error"] = self.error
+            data["error"] = self.error if error_limit is None else clip(self.error, error_limit)
         return data
 
     @classmethod
@@ -250,9 +301,16 @@ class RemediationResult:
                 changes=tuple(Change.from_dict(c) for c in data.get("changes", [])),
                 findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
                 error=data.get("error"),
+                changes_omitted=_count(data, "changesOmitted"),
+                findings_omitted=_count(data, "findingsOmitted"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ParseError(f"malformed result: {exc!r}") from exc
+
+    @property
+    def change_count(self) -> int:
+        """Statements added and removed over every change (omitted changes unknown, not counted)."""
+        return sum(c.count for c in self.changes)
 
     def with_outcome(self, outcome: Outcome, error: str | None = None) -> RemediationResult:
         return replace(self, outcome=outcome, error=error)

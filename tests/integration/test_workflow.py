@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from permheal.local.stack import deploy
 from tests.conftest import load_event
@@ -21,7 +19,6 @@ from tests.integration.support import (
     Petstore,
     all_statements,
     allows,
-    build_petstore,
     executions,
     received,
     retarget,
@@ -31,25 +28,6 @@ from tests.integration.support import (
 )
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "remediation.asl.json"
-
-
-@pytest.fixture
-def petstore(world: Any) -> Petstore:
-    return build_petstore(world)
-
-
-@pytest.fixture
-def inbox(world: Any, stack: Any) -> str:
-    """An on-call SQS queue subscribed to the stack's topic."""
-    return subscribe_queue(world, stack.topic_arn)
-
-
-@pytest.fixture
-def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """moto's interpreter really sleeps between retries: record the waits instead of sleeping."""
-    waits: list[float] = []
-    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=waits.append))
-    return waits
 
 
 def untouched(world: Any) -> dict[str, list[dict[str, Any]]]:
@@ -70,6 +48,16 @@ def detect_through_lambda(world: Any, stack: Any, petstore: Petstore) -> dict[st
 
 def manual(**fields: Any) -> dict[str, Any]:
     return {"source": "manual", "apiName": "petstore", "stage": "prod", **fields}
+
+
+def explode(monkeypatch: pytest.MonkeyPatch, *targets: str, message: str = "exploded") -> None:
+    """Make each named function raise RuntimeError(message) when called."""
+
+    def crash(*_: Any, **__: Any) -> Any:
+        raise RuntimeError(message)
+
+    for target in targets:
+        monkeypatch.setattr(target, crash)
 
 
 # ------------------------------------------------------------------------------ detector to repair
@@ -218,25 +206,43 @@ def test_task_failure_notifies_failed_with_the_cause_and_fails_the_execution(
     assert json.loads(execution["cause"])["outcome"] == "failed"
 
 
-def test_crash_inside_the_repair_map_is_caught_and_notified(
+def test_crash_inside_the_repair_map_is_caught_per_function_and_notified(
     world: Any, stack: Any, petstore: Petstore, inbox: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a repair step that crashes
-    def crash(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("repair exploded")
-
-    monkeypatch.setattr("permheal.handlers.repair.repair_group", crash)
+    explode(monkeypatch, "permheal.handlers.repair.repair_group", message="repair exploded")
     before = untouched(world)
     # When the workflow runs
     execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
-    # Then the Map's Catch leads to a failed notification carrying the error, and nothing changed
+    # Then each iteration's Catch reports its own function's failure, on-call is told, nothing changed
     (notice,) = received(world, inbox)
-    assert notice.attributes == {"outcome": "failed", "apiId": "petstore"}
+    assert notice.attributes == {"outcome": "failed", "apiId": petstore.api_id}
     assert "RuntimeError" in notice.message
-    assert "repair exploded" in notice.result["error"]
+    assert "pets:live: RuntimeError: repair exploded" in notice.result["error"]
+    assert "pets-authorizer: RuntimeError: repair exploded" in notice.result["error"]
     assert execution["status"] == "FAILED"
     assert execution["error"] == "RemediationFailed"
     assert untouched(world) == before
+
+
+def test_failure_that_cannot_be_reported_still_names_the_function(
+    world: Any, stack: Any, petstore: Petstore, inbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a repair step that crashes, and reporting the failure crashing too
+    explode(
+        monkeypatch,
+        "permheal.handlers.repair.repair_group",
+        "permheal.handlers.repair.error_text",
+        message="exploded",
+    )
+    # When the workflow runs
+    execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
+    # Then the last resort still yields each function's failure with the error's name
+    (notice,) = received(world, inbox)
+    assert notice.attributes == {"outcome": "failed", "apiId": petstore.api_id}
+    assert "pets:live: RuntimeError (details in the execution history)" in notice.result["error"]
+    assert "pets-authorizer: RuntimeError" in notice.result["error"]
+    assert execution["error"] == "RemediationFailed"
 
 
 def test_failed_notification_fails_the_execution_but_keeps_the_repair(
@@ -256,21 +262,19 @@ def test_failed_notification_fails_the_execution_but_keeps_the_repair(
     assert allows(world, "pets", "live", petstore.method_arn())
 
 
-def test_crash_while_summarizing_notifies_the_raw_state_and_fails_as_crashed(
+def test_crash_while_summarizing_notifies_the_error_and_fails_as_crashed(
     world: Any, stack: Any, petstore: Petstore, inbox: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a summary step that crashes
-    def crash(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("summary exploded")
-
-    monkeypatch.setattr("permheal.handlers.summarize.result_from_state", crash)
+    explode(monkeypatch, "permheal.handlers.summarize.result_from_state", message="summary exploded")
     # When the workflow runs
     execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())
-    # Then on-call still hears about it, with the raw state, and the execution failed as crashed
+    # Then on-call still hears about it, with the error and the request, and the execution failed as crashed
     (notice,) = received(world, inbox)
     assert notice.subject == "permheal failed: the workflow crashed"
     assert notice.attributes == {"outcome": "failed", "apiId": "unknown"}
     assert "summary exploded" in notice.message
+    assert '"apiName":"petstore"' in notice.message.split("Request:", 1)[1]
     assert execution["status"] == "FAILED"
     assert execution["error"] == "WorkflowCrashed"
 
@@ -279,10 +283,7 @@ def test_crash_that_cannot_be_notified_fails_as_notification_failed(
     world: Any, stack: Any, petstore: Petstore, monkeypatch: pytest.MonkeyPatch, retry_waits: list[float]
 ) -> None:
     # Given a summary step that crashes and a topic that no longer exists
-    def crash(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("summary exploded")
-
-    monkeypatch.setattr("permheal.handlers.summarize.result_from_state", crash)
+    explode(monkeypatch, "permheal.handlers.summarize.result_from_state", message="summary exploded")
     world.client("sns").delete_topic(TopicArn=stack.topic_arn)
     # When the workflow runs
     execution = run(world.client("stepfunctions"), stack.state_machine_arn, manual())

@@ -1,4 +1,8 @@
-"""Step "Summarize for on-call": the result, the SNS subject and the human-readable message."""
+"""Step "Summarize for on-call": the result, the SNS subject and the human-readable message.
+
+Its output replaces the workflow state (every part within its budget, permheal.limits), so what
+follows never carries the repairs and the summary together.
+"""
 
 from __future__ import annotations
 
