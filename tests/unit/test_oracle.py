@@ -375,7 +375,9 @@ def test_the_cross_check_exercises_both_answers_and_the_documented_disagreement(
     assert seen == {"allow", "deny", "implicit", "gap"}
 
 
-@pytest.mark.parametrize("path", ["functions/permheal/local/simulator.py", "tests/reliability/support.py"])
+@pytest.mark.parametrize(
+    "path", ["functions/permheal/local/simulator.py", "tests/reliability/support.py", "tests/corpus/judge.py"]
+)
 def test_the_judges_do_not_use_permheals_evaluator(path: str) -> None:
     # The simulator's invoke check, the "statements lost" measure and the corpus verdict use the oracle.
     tree = ast.parse((Path(__file__).resolve().parents[2] / path).read_text())
