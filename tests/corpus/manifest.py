@@ -83,6 +83,11 @@ CORPUS = (
         not_applicable={UNQUALIFIED: NO_ALIAS},
     ),
     Template(
+        "cdk-restapi-books.template.json",
+        "CDK snapshot: /books/{book_id}, AWS_IAM methods, stage-scoped and test-invoke-stage grants",
+        not_applicable={UNQUALIFIED: NO_ALIAS},
+    ),
+    Template(
         "cdk-lambda-permission-consolidation.template.json",
         "CDK snapshot: six methods, one consolidated api-wide grant ({api}/*/*/*)",
         not_applicable={UNQUALIFIED: NO_ALIAS},

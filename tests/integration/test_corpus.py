@@ -35,6 +35,7 @@ DRIFTS_UNTIL_ENGINE_MERGE = {
     ("sam-function-with-alias-and-event-sources.yaml", manifest.OTHER_STAGE),
     ("patterns-apigw-rest-api-lambda-python.yaml", manifest.OTHER_STAGE),
     ("patterns-apigw-lambda-authorizer.yaml", manifest.OTHER_STAGE),
+    ("cdk-restapi-books.template.json", manifest.OTHER_STAGE),
 }
 CASES = [
     pytest.param(
