@@ -105,6 +105,10 @@ def test_template_deploys_healthy_and_permheal_agrees(
     assert judge.failures(world, served) == []
     # ... and permheal's scan agrees: nothing is missing
     assert missing(cli, served) == []
+    # And every AWS::Lambda::Permission landed, through the faithful Lambda, on its exact qualifier
+    held = judge.policies(world)
+    for grant in deployed.grants:
+        assert grant.sid in {s["Sid"] for s in held[(grant.function, grant.qualifier)]}, grant
     # And the breaks the manifest rules out really do not apply
     qualified = [g for g in breaks.api_grants(deployed, served) if g.qualifier is not None]
     assert (manifest.UNQUALIFIED in entry.breaks) == bool(qualified)
