@@ -376,7 +376,13 @@ def test_the_cross_check_exercises_both_answers_and_the_documented_disagreement(
 
 
 @pytest.mark.parametrize(
-    "path", ["functions/permheal/local/simulator.py", "tests/reliability/support.py", "tests/corpus/judge.py"]
+    "path",
+    ["functions/permheal/local/simulator.py", "tests/reliability/support.py", "tests/corpus/judge.py"],
+    ids=[
+        "simulator",
+        "statements-lost-measure",
+        "corpus-judge",
+    ],  # a path id would look like a reliability test
 )
 def test_the_judges_do_not_use_permheals_evaluator(path: str) -> None:
     # The simulator's invoke check, the "statements lost" measure and the corpus verdict use the oracle.
