@@ -2,9 +2,10 @@
 
 "Statements lost" counts grants that allowed a call before and no longer allow it: each API Gateway
 statement present before is exercised with a call its source pattern matches, against the policy
-before and after (permheal.policy.evaluate); a dedupe that drops a statement still covered by
-another one loses nothing. A statement that is not an API Gateway grant cannot be exercised that
-way: it must still be there, unchanged.
+before and after, judged by the independent oracle (permheal.local.oracle, not permheal.policy:
+the measure must not share a mistake with the code it measures); a dedupe that drops a statement
+still covered by another one loses nothing. A statement that is not an API Gateway grant cannot be
+exercised that way: it must still be there, unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from permheal.local import faithful_lambda
 from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.policy import APIGATEWAY_PRINCIPAL, InvokeRequest, Policy, evaluate
+from permheal.local.oracle import allows
+from permheal.policy import APIGATEWAY_PRINCIPAL
 
 FunctionId = tuple[str, str | None]
 Snapshot = dict[FunctionId, list[dict[str, Any]]]
@@ -71,18 +73,21 @@ def lost_grants(
     calls: Iterable[str] = (),
 ) -> int:
     """Grants that allowed a call before and do not after; `calls` adds the API's own source ARNs."""
-    old, new = Policy(tuple(before)), Policy(tuple(after))
+
+    def lost_call(source: str) -> bool:
+        return allows(before, resource_arn, source, ACCOUNT) and not allows(
+            after, resource_arn, source, ACCOUNT
+        )
+
     lost = 0
     for statement in before:
         sample = _sample_call(statement)
         if sample is None:
             lost += statement not in after
             continue
-        request = InvokeRequest(resource_arn, sample, ACCOUNT)
-        lost += evaluate(old, request).allowed and not evaluate(new, request).allowed
+        lost += lost_call(sample)
     for source in calls:
-        request = InvokeRequest(resource_arn, source, ACCOUNT)
-        lost += evaluate(old, request).allowed and not evaluate(new, request).allowed
+        lost += lost_call(source)
     return lost
 
 

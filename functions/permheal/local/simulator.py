@@ -24,9 +24,8 @@ from botocore.exceptions import ClientError
 
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
-from permheal.local import faithful_apigateway
+from permheal.local import faithful_apigateway, oracle
 from permheal.local.builder import ACCOUNT, World
-from permheal.policy import InvokeRequest, Policy, evaluate
 
 LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
 PERMISSION_FAILURE = "Execution failed due to configuration error: Invalid permissions on Lambda function"
@@ -314,16 +313,19 @@ class ApiGatewaySimulator:
         return 500, {"message": None}
 
     def _may_invoke(self, function: FunctionRef, source_arn: str, account: str) -> bool:
-        """Evaluate the policy of exactly the qualifier invoked: another qualifier's grants do not count."""
+        """Evaluate the policy of exactly the qualifier invoked: another qualifier's grants do not count.
+
+        Judged by `permheal.local.oracle`, never by `permheal.policy`, so the two cannot share a mistake.
+        """
         try:
             response = self.client("lambda").get_policy(
                 FunctionName=function.unqualified_arn,
                 **({"Qualifier": function.qualifier} if function.qualifier else {}),
             )
-            policy = Policy.from_json(response["Policy"], response.get("RevisionId"))
         except ClientError:  # no policy, no such function or qualifier: nothing grants the call
             return False
-        return evaluate(policy, InvokeRequest(function.arn, source_arn, account)).allowed
+        # The independent oracle, not permheal.policy: the simulator grades permheal's repairs.
+        return oracle.allows(response["Policy"], function.arn, source_arn, account)
 
     def _log_call(self, log: _Log, function: FunctionRef) -> None:
         endpoint = (
