@@ -174,6 +174,19 @@ def test_sam_validate_without_lint_expands_the_language_extensions() -> None:
     assert "is a valid SAM Template" in done.stdout + done.stderr
 
 
+def test_samconfig_enables_language_extensions_for_every_documented_command() -> None:
+    # Given samconfig.toml (sam build, validate, package and deploy read it)
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
+    # When each command's parameters are read
+    enabled = {command: config[command]["parameters"].get("language_extensions") for command in config}
+    # Then every documented command expands Fn::ForEach, and deploy may expand the transforms
+    assert enabled == dict.fromkeys(["global", "build", "validate", "package", "deploy"], True)
+    assert set(config["deploy"]["parameters"]["capabilities"].split()) == {
+        "CAPABILITY_IAM",
+        "CAPABILITY_AUTO_EXPAND",
+    }
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sam_build(tmp_path_factory.mktemp("sam-build"))
