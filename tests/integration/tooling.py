@@ -87,7 +87,7 @@ def runtime_venv(where: Path) -> Path:
     done = run([str(python312()), "-m", "venv", str(where)])
     assert done.returncode == 0, done.stderr
     python = where / "bin" / "python"
-    done = run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "boto3"])
+    done = run([str(python), "-m", "pip", "install", "-q", "--no-compile", "-c", str(CONSTRAINTS), "boto3"])
     assert done.returncode == 0, done.stdout + done.stderr
     return python
 
