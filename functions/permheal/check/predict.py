@@ -1,0 +1,671 @@
+"""Predict, from one CloudFormation template, the Lambda calls API Gateway will make and whether
+the template's own `AWS::Lambda::Permission`s allow them.
+
+The calls are the runtime's `Target`s (same source ARNs, same grant patterns) and every grant is
+evaluated with `permheal.policy.evaluate`, so what `check` predicts is what `scan` and the repair
+workflow will see after deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from permheal import openapi
+from permheal.arnlike import is_arn_pattern
+from permheal.arns import (
+    ApiRef,
+    FunctionRef,
+    parse_function,
+    parse_integration_uri,
+    substitute_stage_variables,
+)
+from permheal.check import intrinsics as ix
+from permheal.check.loader import Document, include_local, load, local_file
+from permheal.check.model import CheckFinding, CheckKind
+from permheal.errors import ParseError
+from permheal.models import Scope, Target, TargetKind
+from permheal.planner import NEAR_LIMIT_RATIO
+from permheal.policy import POLICY_SIZE_LIMIT, InvokeRequest, Policy, evaluate, policy_size
+
+LAMBDA_INTEGRATIONS = ("AWS", "AWS_PROXY")
+TEST_INVOKE_STAGE = "test-invoke-stage"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a call happens, for the finding: resource that defines it and the contract fields."""
+
+    resource: str
+    api: str
+    api_type: str
+    method: str | None = None
+    resource_path: str | None = None
+    route_key: str | None = None
+    authorizer: str | None = None
+    authorizer_logical: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Lambda invocation on one stage; `problem` says why it cannot be known before deploy."""
+
+    site: Site
+    stage: str
+    target: Target | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    logical_id: str
+    function: FunctionRef | None
+    statement: Mapping[str, Any]
+    source: str | None
+    problem: str | None = None
+
+
+@dataclass
+class _Api:
+    logical_id: str
+    api_type: str
+    sites: list[tuple[Site, str | None, str | None]] = field(default_factory=list)
+    """(site, integration or authorizer URI, credentials)"""
+    stages: dict[str, dict[str, str]] = field(default_factory=dict)
+    opaque: str | None = None
+    """Why the API's methods cannot be read before deploy (its body is in S3)."""
+
+
+def check_template(doc: Document, template: Mapping[str, Any]) -> list[CheckFinding]:
+    """Every finding for one (already SAM-transformed) template."""
+    resolver, calls, grants = predict(doc, template)
+    return _judge(doc, resolver, calls, grants)
+
+
+def predict(doc: Document, template: Mapping[str, Any]) -> tuple[ix.Resolver, list[Call], list[Grant]]:
+    """The calls API Gateway will make and the grants the template holds (before any verdict)."""
+    resolver = ix.Resolver(template)
+    apis = _rest_apis(resolver, doc.path.parent) + _http_apis(resolver, doc.path.parent)
+    calls = [call for api in apis for call in _calls(api, resolver)]
+    return resolver, calls, _grants(resolver)
+
+
+# --- what API Gateway will call -----------------------------------------------------------------
+
+
+def _api_ref(resolver: ix.Resolver, logical_id: str) -> ApiRef:
+    return ApiRef(ix.PARTITION, ix.REGION, ix.ACCOUNT, resolver.api_id(logical_id))
+
+
+def _owned_by(resolver: ix.Resolver, kind: str, key: str, api_logical: str) -> list[ix.Resource]:
+    api_id = resolver.api_id(api_logical)
+    return [
+        r
+        for r in resolver.resources.values()
+        if r.type == kind and resolver.text(r.properties.get(key)) == api_id
+    ]
+
+
+def _body(resolver: ix.Resolver, properties: Mapping[str, Any], base: Path) -> Any:
+    """The OpenAPI body: inline, a local file, or None (an S3 location only deploy can read)."""
+    if "Body" in properties or "DefinitionBody" in properties:
+        return resolver.value(include_local(properties.get("Body", properties.get("DefinitionBody")), base))
+    location = properties.get("BodyS3Location")
+    if isinstance(location, Mapping):
+        return None
+    path = local_file(resolver.text(location), base) if isinstance(location, str) else None
+    return resolver.value(include_local(load(path).data, path.parent)) if path else None
+
+
+def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
+    apis = []
+    for resource in resolver.resources.values():
+        if resource.type != "AWS::ApiGateway::RestApi":
+            continue
+        name = resource.logical_id
+        api = _Api(name, "REST")
+        body = _body(resolver, resource.properties, base)
+        if isinstance(body, Mapping) and isinstance(body.get("paths"), Mapping):
+            _add_spec(api, openapi.from_export(body, ()), name, resolver)
+        elif "BodyS3Location" in resource.properties:
+            api.opaque = "its OpenAPI definition is in S3 (BodyS3Location); pass the local file to check it"
+        authorizers = {
+            resolver.authorizer_id(a.logical_id): a
+            for a in _owned_by(resolver, "AWS::ApiGateway::Authorizer", "RestApiId", name)
+        }
+        paths = _resource_paths(resolver, name)
+        methods = _owned_by(resolver, "AWS::ApiGateway::Method", "RestApiId", name)
+        for method in methods:
+            props = method.properties
+            verb = (resolver.text(props.get("HttpMethod")) or "").upper()
+            path = paths.get(resolver.text(props.get("ResourceId")) or "", ix.unknown("resource path"))
+            raw = props.get("Integration")
+            integration: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+            if (resolver.text(integration.get("Type")) or "").upper() in LAMBDA_INTEGRATIONS:
+                api.sites.append(
+                    (
+                        Site(method.logical_id, name, "REST", verb, path),
+                        resolver.text(integration.get("Uri")),
+                        resolver.text(integration.get("Credentials")),
+                    )
+                )
+        used = {resolver.text(m.properties.get("AuthorizerId")) for m in methods}
+        for authorizer_id, authorizer in authorizers.items():
+            props = authorizer.properties
+            if authorizer_id not in used:
+                continue  # an authorizer no method uses is never invoked
+            if (resolver.text(props.get("Type")) or "").upper() in ("TOKEN", "REQUEST"):
+                api.sites.append(
+                    (
+                        Site(
+                            authorizer.logical_id,
+                            name,
+                            "REST",
+                            authorizer=authorizer.logical_id,
+                            authorizer_logical=authorizer_id,
+                        ),
+                        resolver.text(props.get("AuthorizerUri")),
+                        resolver.text(props.get("AuthorizerCredentials")),
+                    )
+                )
+        for stage in _owned_by(resolver, "AWS::ApiGateway::Stage", "RestApiId", name):
+            api.stages[resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")] = (
+                _strings(resolver, stage.properties.get("Variables"))
+            )
+        for deployment in _owned_by(resolver, "AWS::ApiGateway::Deployment", "RestApiId", name):
+            stage_name = resolver.text(deployment.properties.get("StageName"))
+            if stage_name:
+                description = deployment.properties.get("StageDescription")
+                variables = description.get("Variables") if isinstance(description, Mapping) else None
+                api.stages.setdefault(stage_name, _strings(resolver, variables))
+        apis.append(api)
+    return apis
+
+
+def _strings(resolver: ix.Resolver, node: Any) -> dict[str, str]:
+    value = resolver.value(node) if node is not None else {}
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): resolver.text(v) or "" for k, v in value.items()}
+
+
+def _resource_paths(resolver: ix.Resolver, api_logical: str) -> dict[str, str]:
+    """Resource id stand-in -> full path, following ParentId up to the root resource."""
+    root = resolver.get_att(api_logical, "RootResourceId")
+    resources = _owned_by(resolver, "AWS::ApiGateway::Resource", "RestApiId", api_logical)
+    by_id = {str(resolver.ref(r.logical_id)): r for r in resources}
+    paths: dict[str, str] = {str(root): "/"}
+
+    def path_of(resource_id: str, depth: int = 0) -> str:
+        if resource_id in paths:
+            return paths[resource_id]
+        resource = by_id.get(resource_id)
+        if resource is None or depth > 64:
+            return ix.unknown("resource path")
+        parent = path_of(resolver.text(resource.properties.get("ParentId")) or "", depth + 1)
+        part = resolver.text(resource.properties.get("PathPart")) or ""
+        paths[resource_id] = parent.rstrip("/") + "/" + part
+        return paths[resource_id]
+
+    for resource_id in by_id:
+        path_of(resource_id)
+    return paths
+
+
+def _add_spec(api: _Api, spec: openapi.ApiSpec, resource: str, resolver: ix.Resolver) -> None:
+    """Methods and authorizers of an OpenAPI body (SAM's APIs, `Body`, `DefinitionBody`)."""
+    seen: set[str] = set()
+    for method in spec.methods:
+        http = api.api_type == "HTTP"
+        default = method.path in ("/$default", "$default")
+        route_key = ("$default" if default else f"{method.method} {method.path}") if http else None
+        verb, path = ("ANY", "$default") if route_key == "$default" else (method.method, method.path)
+        integration = method.integration
+        if integration is not None and (
+            integration.type in LAMBDA_INTEGRATIONS or _is_function(integration.uri)
+        ):
+            site = Site(resource, api.logical_id, api.api_type, verb, path, route_key)
+            api.sites.append((site, integration.uri, integration.credentials))
+        authorizer = method.authorizer
+        if authorizer is not None and authorizer.uri and authorizer.name not in seen:
+            seen.add(authorizer.name)
+            if authorizer.type in ("TOKEN", "REQUEST") or http:
+                # The id API Gateway assigns at import; nothing in the template can name it.
+                site = Site(
+                    resource,
+                    api.logical_id,
+                    api.api_type,
+                    authorizer=authorizer.name,
+                    authorizer_logical=ix.unknown(f"id of authorizer {authorizer.name}"),
+                )
+                api.sites.append((site, authorizer.uri, authorizer.credentials))
+
+
+def _is_function(uri: str | None) -> bool:
+    return bool(uri) and (":lambda:path/" in str(uri) or ":function:" in str(uri))
+
+
+def _http_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
+    apis = []
+    for resource in resolver.resources.values():
+        if resource.type != "AWS::ApiGatewayV2::Api":
+            continue
+        props = resource.properties
+        if (resolver.text(props.get("ProtocolType")) or "HTTP").upper() != "HTTP":
+            continue  # WebSocket APIs are not predicted yet
+        name = resource.logical_id
+        api = _Api(name, "HTTP")
+        body = _body(resolver, props, base)
+        if isinstance(body, Mapping) and isinstance(body.get("paths"), Mapping):
+            _add_spec(api, openapi.from_export(body, ()), name, resolver)
+        elif "BodyS3Location" in props:
+            api.opaque = "its OpenAPI definition is in S3 (BodyS3Location); pass the local file to check it"
+        target = resolver.text(props.get("Target"))
+        if target:  # quick create: a $default route and a $default stage
+            api.sites.append(
+                (
+                    Site(name, name, "HTTP", "ANY", "$default", "$default"),
+                    target,
+                    resolver.text(props.get("CredentialsArn")),
+                )
+            )
+            api.stages["$default"] = {}
+        integrations = {
+            str(resolver.ref(i.logical_id)): i
+            for i in _owned_by(resolver, "AWS::ApiGatewayV2::Integration", "ApiId", name)
+        }
+        authorizers = {
+            str(resolver.ref(a.logical_id)): a
+            for a in _owned_by(resolver, "AWS::ApiGatewayV2::Authorizer", "ApiId", name)
+        }
+        routes = _owned_by(resolver, "AWS::ApiGatewayV2::Route", "ApiId", name)
+        for route in routes:
+            key = resolver.text(route.properties.get("RouteKey")) or ix.unknown("route key")
+            verb, _, path = key.partition(" ")
+            verb, path = ("ANY", "$default") if key == "$default" else (verb, path)
+            integration = integrations.get(
+                (resolver.text(route.properties.get("Target")) or "").removeprefix("integrations/")
+            )
+            if integration is not None:
+                iprops = integration.properties
+                uri = resolver.text(iprops.get("IntegrationUri"))
+                if (
+                    resolver.text(iprops.get("IntegrationType")) or ""
+                ).upper() == "AWS_PROXY" and _is_function(uri):
+                    api.sites.append(
+                        (
+                            Site(route.logical_id, name, "HTTP", verb, path, key),
+                            uri,
+                            resolver.text(iprops.get("CredentialsArn")),
+                        )
+                    )
+        used = {resolver.text(r.properties.get("AuthorizerId")) for r in routes}
+        for authorizer_id, authorizer in authorizers.items():
+            aprops = authorizer.properties
+            if authorizer_id not in used:
+                continue  # an authorizer no route uses is never invoked
+            if (resolver.text(aprops.get("AuthorizerType")) or "").upper() == "REQUEST":
+                api.sites.append(
+                    (
+                        Site(
+                            authorizer.logical_id,
+                            name,
+                            "HTTP",
+                            authorizer=authorizer.logical_id,
+                            authorizer_logical=authorizer_id,
+                        ),
+                        resolver.text(aprops.get("AuthorizerUri")),
+                        resolver.text(aprops.get("AuthorizerCredentialsArn")),
+                    )
+                )
+        for stage in _owned_by(resolver, "AWS::ApiGatewayV2::Stage", "ApiId", name):
+            api.stages[resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")] = (
+                _strings(resolver, stage.properties.get("StageVariables"))
+            )
+        apis.append(api)
+    return apis
+
+
+def _calls(api: _Api, resolver: ix.Resolver) -> Iterable[Call]:
+    ref = _api_ref(resolver, api.logical_id)
+    if api.opaque:
+        yield Call(
+            Site(api.logical_id, api.logical_id, api.api_type),
+            "*",
+            None,
+            f"API {api.logical_id}: {api.opaque}",
+        )
+    for site, uri, credentials in api.sites:
+        if credentials:
+            continue  # invoked with an IAM role: the resource policy is not consulted
+        for stage, variables in sorted(api.stages.items()):
+            function, problem = _function(uri, variables, stage)
+            if function is None:
+                yield Call(site, stage, None, problem)
+                continue
+            if site.authorizer is not None:
+                target = Target(
+                    TargetKind.AUTHORIZER, ref, stage, function, authorizer_id=site.authorizer_logical
+                )
+            elif site.route_key == "$default":  # HTTP $default route: {api}/{stage}/$default
+                target = Target(TargetKind.INTEGRATION, ref, stage, function, "$default", "")
+            else:
+                target = Target(TargetKind.INTEGRATION, ref, stage, function, site.method, site.resource_path)
+            yield Call(site, stage, target)
+
+
+def _unknowns(text: str) -> str | None:
+    reasons = ix.unknown_reasons(text)
+    return "; ".join(reasons) + " (known only at deploy)" if reasons else None
+
+
+def _function(
+    uri: str | None, variables: Mapping[str, str], stage: str
+) -> tuple[FunctionRef | None, str | None]:
+    """The function+qualifier a URI invokes on a stage, or why that cannot be known yet."""
+    if not uri or ix.is_unknown(uri):
+        return None, f"the integration URI is {_unknowns(uri or '~missing~')}"
+    parsed = parse_integration_uri(uri)
+    text = parsed.function_text if parsed else uri
+    if parsed and parsed.stage_variables:
+        missing = [v for v in parsed.stage_variables if v not in variables]
+        if missing:
+            return None, (
+                f"the function is chosen only by stage variable(s) {', '.join(missing)}, which stage "
+                f"{stage} does not set in this template"
+            )
+        text = substitute_stage_variables(text, dict(variables))
+    if ix.is_unknown(text):
+        return None, f"the function is {_unknowns(text)}"
+    try:
+        return parse_function(text, partition=ix.PARTITION, region=ix.REGION, account=ix.ACCOUNT), None
+    except ParseError as exc:
+        return None, str(exc)
+
+
+# --- what the template grants -------------------------------------------------------------------
+
+
+def _grants(resolver: ix.Resolver) -> list[Grant]:
+    grants = []
+    for resource in resolver.resources.values():
+        if resource.type != "AWS::Lambda::Permission":
+            continue
+        props = resource.properties
+        text = resolver.function_text(props.get("FunctionName"))
+        principal = resolver.text(props.get("Principal")) or ""
+        source = resolver.text(props.get("SourceArn"))
+        account = resolver.text(props.get("SourceAccount"))
+        function = None
+        problem = _unknowns(text)
+        if problem is None:
+            try:
+                function = parse_function(text, partition=ix.PARTITION, region=ix.REGION, account=ix.ACCOUNT)
+            except ParseError as exc:
+                problem = str(exc)
+        condition: dict[str, Any] = {}
+        if source:
+            condition["ArnLike"] = {"AWS:SourceArn": source}
+        if account:
+            condition["StringEquals"] = {"AWS:SourceAccount": account}
+        statement = {
+            # CloudFormation names each statement {stack}-{logical id}-{random}: counts for the size.
+            "Sid": f"{ix.STACK}-{resource.logical_id}-{ix.stand_in(resource.logical_id, 12)}",
+            "Effect": "Allow",
+            "Principal": "*"
+            if principal == "*"
+            else {"Service" if principal.endswith(".amazonaws.com") else "AWS": principal},
+            "Action": resolver.text(props.get("Action")) or "",
+            "Resource": function.arn if function else text,
+            **({"Condition": condition} if condition else {}),
+        }
+        grants.append(
+            Grant(resource.logical_id, function, statement, source, problem or _unknowns(source or ""))
+        )
+    return grants
+
+
+# --- the verdict --------------------------------------------------------------------------------
+
+
+def _allows(grants: Iterable[Grant], target: Target) -> bool:
+    policy = Policy(tuple(g.statement for g in grants))
+    return evaluate(policy, InvokeRequest(target.function.arn, target.source_arn, ix.ACCOUNT)).allowed
+
+
+def _judge(
+    doc: Document, resolver: ix.Resolver, calls: list[Call], grants: list[Grant]
+) -> list[CheckFinding]:
+    from permheal.check.fix import consolidated_fix, grant_fix
+
+    labels = _function_labels(resolver)
+    by_arn: dict[str, list[Grant]] = {}
+    for grant in grants:
+        if grant.function is not None:
+            by_arn.setdefault(grant.function.arn, []).append(grant)
+    live = {g.logical_id for g in grants for c in calls if c.target and _allows([g], c.target)}
+    findings: list[CheckFinding] = []
+
+    def finding(call: Call, kind: CheckKind, detail: str, fix: str | None = None) -> CheckFinding:
+        function = call.target.function if call.target else None
+        return CheckFinding(
+            kind=kind,
+            file=str(doc.path),
+            line=doc.line_of(call.site.resource),
+            api=call.site.api,
+            api_type=call.site.api_type,
+            stage=call.stage,
+            method=call.site.method,
+            resource_path=call.site.resource_path,
+            route_key=call.site.route_key,
+            authorizer=call.site.authorizer,
+            function=labels.get(function.unqualified_arn, function.unqualified_arn) if function else None,
+            qualifier=function.qualifier if function else None,
+            detail=detail,
+            fix=fix,
+        )
+
+    for call in calls:
+        target = call.target
+        if target is None or call.problem:
+            findings.append(finding(call, CheckKind.UNRESOLVED, call.problem or "unknown function"))
+            continue
+        if _allows(by_arn.get(target.function.arn, []), target):
+            continue
+        fix = grant_fix(doc, resolver, target, call.site)
+        kind, detail = _why(call, target, grants, by_arn, live, resolver, labels)
+        unknown_source = _unknowns(target.source_arn)
+        if unknown_source and kind is CheckKind.WRONG_SOURCE_ARN:
+            kind, detail = CheckKind.UNRESOLVED, f"{detail.split(':')[0]} names the source {unknown_source}"
+        findings.append(finding(call, kind, detail, fix if kind is not CheckKind.UNRESOLVED else None))
+    findings.extend(_size_findings(doc, resolver, calls, by_arn, labels, consolidated_fix))
+    return findings
+
+
+def _why(
+    call: Call,
+    target: Target,
+    grants: list[Grant],
+    by_arn: Mapping[str, list[Grant]],
+    live: set[str],
+    resolver: ix.Resolver,
+    labels: Mapping[str, str],
+) -> tuple[CheckKind, str]:
+    function = target.function
+    invoked = labels.get(function.unqualified_arn, function.unqualified_arn)
+    shown = f"{invoked}:{function.qualifier}" if function.qualifier else f"{invoked} (unqualified)"
+    for grant in grants:
+        other = grant.function
+        if other is None or other.unqualified_arn != function.unqualified_arn or other.arn == function.arn:
+            continue
+        if _allows(
+            [grant],
+            Target(
+                target.kind,
+                target.api,
+                target.stage,
+                other,
+                target.method,
+                target.resource_path,
+                target.authorizer_id,
+            ),
+        ):
+            where = f"qualifier {other.qualifier}" if other.qualifier else "the unqualified function"
+            return CheckKind.WRONG_QUALIFIER, (
+                f"{grant.logical_id} grants {where}, but the call invokes {shown}: "
+                "each qualifier has its own policy"
+            )
+    vague = [
+        g
+        for g in grants
+        if g.problem and g.logical_id not in live and (g.function is None or g.function.arn == function.arn)
+    ]
+    if vague:
+        return (
+            CheckKind.UNRESOLVED,
+            f"{vague[0].logical_id}: {vague[0].problem}; cannot tell whether it allows {shown}",
+        )
+    api_logical = target.api.api_id
+    for grant in by_arn.get(function.arn, []):
+        source = grant.source or ""
+        if f"/{TEST_INVOKE_STAGE}/" in source:
+            continue  # console test grants (CDK adds them) are for calls no stage makes
+        if grant.logical_id in live or not _names_api(source, api_logical, call.site.api):
+            continue
+        return CheckKind.WRONG_SOURCE_ARN, f"{grant.logical_id}: {_mismatch(source, target, call.site.api)}"
+    return CheckKind.MISSING_PERMISSION, (
+        f"no AWS::Lambda::Permission lets API Gateway invoke {shown} for {readable(target.source_arn)}"
+    )
+
+
+def readable(text: str) -> str:
+    """An ARN with its deploy-time parts shown as `{what}` instead of the internal marker."""
+    return re.sub(r"~([^~]*)~", r"{\1}", text)
+
+
+def _names_api(source: str, api_id: str, api_logical: str) -> bool:
+    if not is_arn_pattern(source):
+        return False
+    resource = source.split(":", 5)[5]
+    name = resource.split("/", 1)[0]
+    return name in (api_id, api_logical) or "*" in name or "?" in name
+
+
+def _mismatch(source: str, target: Target, api_logical: str) -> str:
+    resource = source.split(":", 5)[5]
+    name, _, rest = resource.partition("/")
+    actual = readable(target.source_arn)
+    if name == api_logical:
+        return (
+            f"SourceArn names the logical id {api_logical} where the API id belongs "
+            f"(write ${{{api_logical}}} in !Sub); it never matches {actual}"
+        )
+    if (
+        target.kind is TargetKind.AUTHORIZER
+        and not rest.startswith("authorizers/")
+        and not rest.startswith("*")
+    ):
+        return (
+            f"SourceArn {source} is shaped for methods; an authorizer is invoked with {actual} "
+            "(…/authorizers/{id}), which it never matches"
+        )
+    if target.kind is TargetKind.AUTHORIZER and rest.count("/") >= 2 and rest.startswith("*"):
+        return (
+            f"SourceArn {source} needs three path segments and never matches the authorizer source {actual}"
+        )
+    stage = rest.split("/", 1)[0]
+    if target.kind is TargetKind.INTEGRATION and "*" not in stage and stage != target.stage and stage:
+        return f"SourceArn is for stage {stage}; the call comes from stage {target.stage} ({actual})"
+    if source.endswith("/") and not actual.endswith("/"):
+        return f"SourceArn {source} ends with a slash and never matches {actual}"
+    return f"SourceArn {source} never matches {actual}"
+
+
+def _function_labels(resolver: ix.Resolver) -> dict[str, str]:
+    return {
+        ix.function_arn(resolver.function_name(r.logical_id)): r.logical_id
+        for r in resolver.resources.values()
+        if r.type == "AWS::Lambda::Function"
+    }
+
+
+def _size_findings(
+    doc: Document,
+    resolver: ix.Resolver,
+    calls: list[Call],
+    by_arn: Mapping[str, list[Grant]],
+    labels: Mapping[str, str],
+    consolidated_fix: Any,
+) -> list[CheckFinding]:
+    findings = []
+    for arn, grants in sorted(by_arn.items()):
+        size = policy_size([g.statement for g in grants])
+        if size <= POLICY_SIZE_LIMIT * NEAR_LIMIT_RATIO:
+            continue
+        function = grants[0].function
+        assert function is not None  # grouped by function ARN
+        label = labels.get(function.unqualified_arn, function.unqualified_arn)
+        targets = [c.target for c in calls if c.target and c.target.function.arn == arn]
+        fix, replaced = consolidated_fix(doc, resolver, function, targets, grants)
+        qualified = f":{function.qualifier}" if function.qualifier else ""
+        findings.append(
+            CheckFinding(
+                kind=CheckKind.POLICY_SIZE_RISK,
+                file=str(doc.path),
+                line=doc.line_of(label if label in resolver.resources else grants[0].logical_id),
+                function=label,
+                qualifier=function.qualifier,
+                detail=(
+                    f"{len(grants)} statements on {label}{qualified} "
+                    f"make a policy of about {size} bytes (limit {POLICY_SIZE_LIMIT}, warning above "
+                    f"{int(NEAR_LIMIT_RATIO * 100)}%): the next grant or deploy can fail with "
+                    f"PolicyLengthExceededException; one API-wide grant replaces {len(replaced)}"
+                ),
+                fix=fix,
+            )
+        )
+    return findings
+
+
+def scoped(target: Target) -> str:
+    """The SourceArn pattern a fix grants: the runtime's default (method) scope."""
+    return target.grant_pattern(Scope.METHOD)
+
+
+def check_openapi(doc: Document, document: Mapping[str, Any]) -> list[CheckFinding]:
+    """A bare OpenAPI file: its grants live in some template, so only what the file alone
+    decides is checked: every Lambda integration and authorizer must name a function."""
+    resolver = ix.Resolver({})
+    api = _Api(
+        "OpenApi", "HTTP" if "x-amazon-apigateway-cors" in document or _payload_v2(document) else "REST"
+    )
+    _add_spec(api, openapi.from_export(document, ()), "", resolver)
+    findings = []
+    for site, uri, credentials in api.sites:
+        if credentials or uri is None:
+            continue  # a role invokes it, or the URI is an intrinsic: a fragment its template checks
+        function, problem = _function(uri, {}, "(any)")
+        if function is None:
+            findings.append(
+                CheckFinding(
+                    kind=CheckKind.UNRESOLVED,
+                    file=str(doc.path),
+                    line=1,
+                    api=None,
+                    api_type=site.api_type,
+                    method=site.method,
+                    resource_path=site.resource_path,
+                    route_key=site.route_key,
+                    authorizer=site.authorizer,
+                    detail=str(problem),
+                )
+            )
+    return findings
+
+
+def _payload_v2(document: Mapping[str, Any]) -> bool:
+    return '"payloadFormatVersion"' in json.dumps(document, default=str)
