@@ -336,12 +336,17 @@ def test_a_function_chosen_only_by_a_stage_variable_is_unresolved_without_a_fix(
 
 
 def test_a_stage_variable_the_stage_sets_is_followed(tmp_path: Path) -> None:
-    # Given the same integration, with the stage naming a function no grant covers
+    # Given the integration picks the function by stage variable, and the stage names the function
     template = stage_variable_only()
+    template["Resources"]["myfn8C66D016"]["Properties"]["FunctionName"] = "pets"
     stage = template["Resources"]["lambdarestapiDeploymentStageprodA05F84EA"]["Properties"]
+    stage["Variables"] = {"fn": "pets"}
+    # Then the call is judged like any other: the template's grants on that function allow it
+    assert check(write(template, tmp_path, CDK)) == []
+    # And a stage naming a function this template neither defines nor grants is unresolved, not guessed
     stage["Variables"] = {"fn": "other-function"}
-    findings = check(write(template, tmp_path, CDK))
-    # Then the call is judged like any other (a missing grant on the named function)
+    findings = check(write(template, tmp_path / "other", CDK))
     assert [(f.kind, f.function) for f in findings] == [
-        (CheckKind.MISSING_PERMISSION, "arn:aws:lambda:us-east-1:123456789012:function:other-function")
+        (CheckKind.UNRESOLVED, "arn:aws:lambda:us-east-1:123456789012:function:other-function")
     ]
+    assert "not defined in this template" in findings[0].detail

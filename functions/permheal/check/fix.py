@@ -98,7 +98,9 @@ def _render(doc: Document, logical_id: str, properties: dict[str, Any], replaces
     return "\n".join(lines) + "\n"
 
 
-def grant_fix(doc: Document, resolver: ix.Resolver, target: Target, site: Any) -> str:
+def grant_fix(
+    doc: Document, resolver: ix.Resolver, target: Target, site: Any, replaces: Sequence[str] = ()
+) -> str:
     """One AWS::Lambda::Permission for this call, in the document's own format."""
     from permheal.check.predict import scoped
 
@@ -112,7 +114,7 @@ def grant_fix(doc: Document, resolver: ix.Resolver, target: Target, site: Any) -
         "Principal": APIGATEWAY_PRINCIPAL,
         "SourceArn": source,
     }
-    return _render(doc, _logical_id(label, source.value, target.function.qualifier), properties)
+    return _render(doc, _logical_id(label, source.value, target.function.qualifier), properties, replaces)
 
 
 def consolidated_fix(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -476,12 +476,14 @@ def _judge(
             continue
         if _allows(by_arn.get(target.function.arn, []), target):
             continue
-        fix = grant_fix(doc, resolver, target, call.site)
-        kind, detail = _why(call, target, grants, by_arn, live, resolver, labels)
+        kind, detail, culprit = _why(call, target, grants, by_arn, live, labels)
         unknown_source = _unknowns(target.source_arn)
         if unknown_source and kind is CheckKind.WRONG_SOURCE_ARN:
-            kind, detail = CheckKind.UNRESOLVED, f"{detail.split(':')[0]} names the source {unknown_source}"
-        findings.append(finding(call, kind, detail, fix if kind is not CheckKind.UNRESOLVED else None))
+            kind, detail = CheckKind.UNRESOLVED, f"{culprit} names the source {unknown_source}"
+        # A grant that can never match anything is replaced, when it is written in this file.
+        dead = [culprit] if kind is CheckKind.WRONG_SOURCE_ARN and culprit in doc.lines else []
+        fix = grant_fix(doc, resolver, target, call.site, dead) if kind is not CheckKind.UNRESOLVED else None
+        findings.append(finding(call, kind, detail, fix))
     findings.extend(_size_findings(doc, resolver, calls, by_arn, labels, consolidated_fix))
     return findings
 
@@ -492,9 +494,9 @@ def _why(
     grants: list[Grant],
     by_arn: Mapping[str, list[Grant]],
     live: set[str],
-    resolver: ix.Resolver,
     labels: Mapping[str, str],
-) -> tuple[CheckKind, str]:
+) -> tuple[CheckKind, str, str | None]:
+    """Which kind of failure, why, and the grant that was meant to allow the call (if any)."""
     function = target.function
     invoked = labels.get(function.unqualified_arn, function.unqualified_arn)
     shown = f"{invoked}:{function.qualifier}" if function.qualifier else f"{invoked} (unqualified)"
@@ -502,44 +504,37 @@ def _why(
         other = grant.function
         if other is None or other.unqualified_arn != function.unqualified_arn or other.arn == function.arn:
             continue
-        if _allows(
-            [grant],
-            Target(
-                target.kind,
-                target.api,
-                target.stage,
-                other,
-                target.method,
-                target.resource_path,
-                target.authorizer_id,
-            ),
-        ):
+        if _allows([grant], replace(target, function=other)):
             where = f"qualifier {other.qualifier}" if other.qualifier else "the unqualified function"
-            return CheckKind.WRONG_QUALIFIER, (
-                f"{grant.logical_id} grants {where}, but the call invokes {shown}: "
-                "each qualifier has its own policy"
-            )
+            detail = f"{grant.logical_id} grants {where}, but the call invokes {shown}"
+            detail += ": each qualifier has its own policy"
+            return CheckKind.WRONG_QUALIFIER, detail, grant.logical_id
     vague = [
         g
         for g in grants
         if g.problem and g.logical_id not in live and (g.function is None or g.function.arn == function.arn)
     ]
     if vague:
-        return (
-            CheckKind.UNRESOLVED,
-            f"{vague[0].logical_id}: {vague[0].problem}; cannot tell whether it allows {shown}",
-        )
-    api_logical = target.api.api_id
+        detail = f"{vague[0].logical_id}: {vague[0].problem}; cannot tell whether it allows {shown}"
+        return CheckKind.UNRESOLVED, detail, vague[0].logical_id
     for grant in by_arn.get(function.arn, []):
         source = grant.source or ""
         if f"/{TEST_INVOKE_STAGE}/" in source:
             continue  # console test grants (CDK adds them) are for calls no stage makes
-        if grant.logical_id in live or not _names_api(source, api_logical, call.site.api):
+        if grant.logical_id in live or not _names_api(source, target.api.api_id, call.site.api):
             continue
-        return CheckKind.WRONG_SOURCE_ARN, f"{grant.logical_id}: {_mismatch(source, target, call.site.api)}"
-    return CheckKind.MISSING_PERMISSION, (
-        f"no AWS::Lambda::Permission lets API Gateway invoke {shown} for {readable(target.source_arn)}"
-    )
+        detail = f"{grant.logical_id}: {_mismatch(source, target, call.site.api)}"
+        return CheckKind.WRONG_SOURCE_ARN, detail, grant.logical_id
+    if function.unqualified_arn not in labels and not any(
+        g.function and g.function.unqualified_arn == function.unqualified_arn for g in grants
+    ):
+        detail = (
+            f"{readable(function.arn)} is not defined in this template and nothing here grants it: "
+            "its policy is managed elsewhere (another stack, the console, a script), so only deploy can tell"
+        )
+        return CheckKind.UNRESOLVED, detail, None
+    detail = f"no AWS::Lambda::Permission lets API Gateway invoke {shown} for {readable(target.source_arn)}"
+    return CheckKind.MISSING_PERMISSION, detail, None
 
 
 def readable(text: str) -> str:
