@@ -64,6 +64,40 @@ def test_a_sam_http_api_lambda_authorizer_without_permission_is_a_real_missing_p
     assert "/authorizers/*" in str(findings[0].fix)
 
 
+REAL_BREAKS = {
+    # SAM's own inputs that SAM transforms without complaint, yet whose APIs would answer 500
+    "sam/api_merge_definitions_with_different_methods.yaml": (
+        # the body integrates POST /test; the function's event (and so SAM's grant) is GET /test
+        CheckKind.MISSING_PERMISSION,
+        "MyApi",
+        {"POST /test"},
+    ),
+    "sam/globals_for_api.yaml": (
+        # ExplicitApi's body calls the function, whose event attaches it to the implicit API only
+        CheckKind.MISSING_PERMISSION,
+        "ExplicitApi",
+        {"GET /"},
+    ),
+    "sam/api_request_model.yaml": (
+        # `RestApiId: HtmlApi` as a plain string: SAM writes the logical id into the SourceArn
+        CheckKind.WRONG_SOURCE_ARN,
+        "HtmlApi",
+        {"GET /", "ANY /any"},
+    ),
+}
+
+
+@pytest.mark.parametrize("relative", sorted(REAL_BREAKS))
+def test_a_real_template_that_would_fail_is_reported_and_fixed(relative: str, tmp_path: Path) -> None:
+    kind, api, calls = REAL_BREAKS[relative]
+    path = write(read(relative), tmp_path, relative)
+    findings = check(path)
+    assert {(f.kind, f.api) for f in findings} == {(kind, api)}
+    assert {f.where for f in findings} == calls
+    assert {f.line for f in findings} == {line_of(path, api)}
+    assert check(apply_fixes(path, findings)) == []
+
+
 def test_an_api_defined_in_s3_is_unresolved_not_guessed() -> None:
     path = corpus("sam/function_with_alias_and_event_sources.yaml")
     findings = check(path)

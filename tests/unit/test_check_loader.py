@@ -74,7 +74,8 @@ def test_aws_include_of_a_local_file_is_inlined_and_s3_is_left(tmp_path: Path) -
     s3 = {"Fn::Transform": {"Name": "AWS::Include", "Parameters": {"Location": "s3://b/api.yaml"}}}
     assert include_local(s3, tmp_path) == s3
     with pytest.raises(ParseError, match="not found"):
-        include_local({"Fn::Transform": {"Name": "AWS::Include", "Parameters": {"Location": "gone.yaml"}}}, tmp_path)
+        gone = {"Fn::Transform": {"Name": "AWS::Include", "Parameters": {"Location": "gone.yaml"}}}
+        include_local(gone, tmp_path)
 
 
 def resolver(tmp_path: Path) -> ix.Resolver:
@@ -92,7 +93,8 @@ def test_references_resolve_to_stable_stand_ins_shaped_like_physical_ids(tmp_pat
 
 def test_sub_join_select_split_and_conditions(tmp_path: Path) -> None:
     r = resolver(tmp_path)
-    assert r.value({"Fn::Sub": "${AWS::Region}/${!Literal}/${Fn.Arn}"}).startswith("us-east-1/${Literal}/arn:")
+    text = r.value({"Fn::Sub": "${AWS::Region}/${!Literal}/${Fn.Arn}"})
+    assert text.startswith("us-east-1/${Literal}/arn:")
     assert r.value({"Fn::Sub": ["${X}-${Stage}", {"X": {"Ref": "AWS::AccountId"}}]}) == "123456789012-prod"
     assert r.value({"Fn::Join": ["-", ["a", {"Ref": "Stage"}]]}) == "a-prod"
     assert r.value({"Fn::Select": [1, {"Fn::Split": [":", "a:b:c"]}]}) == "b"

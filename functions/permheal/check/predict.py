@@ -145,11 +145,14 @@ def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
             path = paths.get(resolver.text(props.get("ResourceId")) or "", ix.unknown("resource path"))
             raw = props.get("Integration")
             integration: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-            if (resolver.text(integration.get("Type")) or "").upper() in LAMBDA_INTEGRATIONS:
+            uri = resolver.text(integration.get("Uri"))
+            if (
+                resolver.text(integration.get("Type")) or ""
+            ).upper() in LAMBDA_INTEGRATIONS and _maybe_lambda(uri):
                 api.sites.append(
                     (
                         Site(method.logical_id, name, "REST", verb, path),
-                        resolver.text(integration.get("Uri")),
+                        uri,
                         resolver.text(integration.get("Credentials")),
                     )
                 )
@@ -221,12 +224,17 @@ def _add_spec(api: _Api, spec: openapi.ApiSpec, resource: str, resolver: ix.Reso
     seen: set[str] = set()
     for method in spec.methods:
         http = api.api_type == "HTTP"
+        if len(method.path) > 1 and method.path.endswith("/"):  # API Gateway drops it on import
+            method = replace(method, path=method.path.rstrip("/"))
         default = method.path in ("/$default", "$default")
         route_key = ("$default" if default else f"{method.method} {method.path}") if http else None
         verb, path = ("ANY", "$default") if route_key == "$default" else (method.method, method.path)
         integration = method.integration
-        if integration is not None and (
-            integration.type in LAMBDA_INTEGRATIONS or _is_function(integration.uri)
+        lambda_type = integration is not None and integration.type in LAMBDA_INTEGRATIONS
+        if (
+            integration is not None
+            and _maybe_lambda(integration.uri)
+            and (lambda_type or _is_function(integration.uri))
         ):
             site = Site(resource, api.logical_id, api.api_type, verb, path, route_key)
             api.sites.append((site, integration.uri, integration.credentials))
@@ -243,6 +251,11 @@ def _add_spec(api: _Api, spec: openapi.ApiSpec, resource: str, resolver: ix.Reso
                     authorizer_logical=ix.unknown(f"id of authorizer {authorizer.name}"),
                 )
                 api.sites.append((site, authorizer.uri, authorizer.credentials))
+
+
+def _maybe_lambda(uri: str | None) -> bool:
+    """An AWS integration calls Lambda unless its URI plainly names something else (S3, SQS, https)."""
+    return uri is None or ix.is_unknown(uri) or _is_function(uri) or "${stageVariables." in uri
 
 
 def _is_function(uri: str | None) -> bool:
@@ -369,7 +382,8 @@ def _function(
     """The function+qualifier a URI invokes on a stage, or why that cannot be known yet."""
     if not uri or ix.is_unknown(uri):
         return None, f"the integration URI is {_unknowns(uri or '~missing~')}"
-    parsed = parse_integration_uri(uri)
+    # Response streaming (2021-11-15) invokes the same function: its grant is the same.
+    parsed = parse_integration_uri(uri.replace("/response-streaming-invocations", "/invocations"))
     text = parsed.function_text if parsed else uri
     if parsed and parsed.stage_variables:
         missing = [v for v in parsed.stage_variables if v not in variables]
@@ -384,6 +398,8 @@ def _function(
     try:
         return parse_function(text, partition=ix.PARTITION, region=ix.REGION, account=ix.ACCOUNT), None
     except ParseError as exc:
+        if "${" in uri:
+            return None, f"{exc}: a ${{...}} outside Fn::Sub is not substituted by CloudFormation"
         return None, str(exc)
 
 

@@ -82,13 +82,24 @@ def prepare(template: Mapping[str, Any], base: Path) -> dict[str, Any]:
     prepared: dict[str, Any] = dict(include_local(copy.deepcopy(dict(template)), base))
     globals_ = prepared.get("Globals")
     function_globals = globals_.get("Function") if isinstance(globals_, dict) else None
-    if isinstance(function_globals, dict) and _is_local(function_globals.get("CodeUri")):
-        function_globals["CodeUri"] = dict(_CODE)
+    shared_code = function_globals.pop("CodeUri", None) if isinstance(function_globals, dict) else None
     for resource in (prepared.get("Resources") or {}).values():
-        if not isinstance(resource, dict) or not isinstance(resource.get("Properties"), dict):
+        if not isinstance(resource, dict) or not isinstance(resource.get("Type"), str):
+            continue  # the translator reports it
+        kind = resource["Type"]
+        if kind.startswith("AWS::Serverless::") and resource.get("Properties") is None:
+            resource["Properties"] = {}
+        if not isinstance(resource.get("Properties"), dict):
             continue
         properties = resource["Properties"]
-        kind = resource.get("Type")
+        if kind == "AWS::Serverless::Application":
+            # SAM would ask the Serverless Application Repository (an AWS call); a nested stack is
+            # what it becomes, and it holds no API of this template anyway.
+            resource["Type"] = "AWS::CloudFormation::Stack"
+            resource["Properties"] = {"TemplateURL": "https://placeholder.invalid/app.yaml"}
+            continue
+        if kind == "AWS::Serverless::Function":
+            _code_placeholder(properties, shared_code, function_globals)
         for key in _URI_PROPERTIES.get(str(kind), ()):
             if key in properties and _is_local(properties[key]):
                 properties[key] = dict(_CODE) if key != "Location" else "s3://placeholder/app.yaml"
@@ -97,6 +108,25 @@ def prepare(template: Mapping[str, Any], base: Path) -> dict[str, Any]:
             properties.pop("DefinitionUri")
             properties["DefinitionBody"] = include_local(load(path).data, path.parent)
     return prepared
+
+
+def _code_placeholder(properties: dict[str, Any], shared: Any, function_globals: Any) -> None:
+    """What `sam build` leaves: the Globals CodeUri on functions without code of their own, an image
+    URI on image functions (SAM rejects Globals CodeUri next to InlineCode; `sam build` does not)."""
+    package = properties.get("PackageType")
+    if package is None and isinstance(function_globals, dict):
+        package = function_globals.get("PackageType")
+    if package == "Image":
+        properties.setdefault(
+            "ImageUri", f"{intrinsics.ACCOUNT}.dkr.ecr.{intrinsics.REGION}.amazonaws.com/app:latest"
+        )
+    elif "InlineCode" not in properties and "CodeUri" not in properties and not _inline(function_globals):
+        # No CodeUri at all means the template's folder to `sam build`.
+        properties["CodeUri"] = shared if shared is not None and not _is_local(shared) else dict(_CODE)
+
+
+def _inline(function_globals: Any) -> bool:
+    return isinstance(function_globals, dict) and "InlineCode" in function_globals
 
 
 def _is_local(value: Any) -> bool:
