@@ -384,3 +384,41 @@ def test_a_stage_variable_the_stage_sets_is_followed(tmp_path: Path) -> None:
         (CheckKind.UNRESOLVED, "arn:aws:lambda:us-east-1:123456789012:function:other-function")
     ]
     assert "not defined in this template" in findings[0].detail
+
+
+# --- deployed into the local AWS: the simulator agrees with the prediction ----------------------
+
+REST_VARIANTS = sorted(
+    name
+    for name, (original, *_rest) in VARIANTS.items()
+    if original in (AUTH, CDK, CDK_AUTH, MAPPING) and "70" not in name
+)
+
+
+def _broken(name: str, tmp_path: Path) -> Path:
+    if name in REAL_BREAKS:
+        return write(read(name), tmp_path, name)
+    original, make, *_ = VARIANTS[name]
+    return write(make(), tmp_path, original)
+
+
+@pytest.mark.parametrize("name", REST_VARIANTS + sorted(REAL_BREAKS))
+def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixed_one_works(
+    name: str, tmp_path: Path, world: Any
+) -> None:
+    from tests.integration.check_deploy import deploy, send_all
+
+    path = _broken(name, tmp_path)
+    findings = check(path)
+    # Given the broken template deployed into the local AWS: the simulator's requests fail with 500
+    broken = send_all(world, deploy(world, path))
+    failing = {request for request, status in broken.items() if status == 500}
+    assert failing and set(broken.values()) <= {200, 500}
+    # exactly where the prediction said (for breaks of method integrations)
+    if not any(f.authorizer for f in findings):
+        assert {(r.stage, r.call.site.method, r.call.site.resource_path) for r in failing} == {
+            (f.stage, f.method, f.resource_path) for f in findings
+        }
+    # And the fixed template deployed (a fresh API, fresh functions): every request succeeds
+    fixed = send_all(world, deploy(world, apply_fixes(path, findings)))
+    assert fixed and set(fixed.values()) == {200}

@@ -34,6 +34,7 @@ from permheal.policy import POLICY_SIZE_LIMIT, InvokeRequest, Policy, evaluate, 
 
 LAMBDA_INTEGRATIONS = ("AWS", "AWS_PROXY")
 TEST_INVOKE_STAGE = "test-invoke-stage"
+_CUSTOM = ("CUSTOM", "COGNITO_USER_POOLS")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Site:
     route_key: str | None = None
     authorizer: str | None = None
     authorizer_logical: str | None = None
+    """For an authorizer: its id (a stand-in, or unknown for one defined in an OpenAPI body)."""
+    guarded_by: str | None = None
+    """For a method or route: the id of the authorizer in front of it, if any."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +150,13 @@ def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
             raw = props.get("Integration")
             integration: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             uri = resolver.text(integration.get("Uri"))
-            if (
-                resolver.text(integration.get("Type")) or ""
-            ).upper() in LAMBDA_INTEGRATIONS and _maybe_lambda(uri):
+            kind = (resolver.text(integration.get("Type")) or "").upper()
+            if kind in LAMBDA_INTEGRATIONS and _maybe_lambda(uri):
+                custom = (resolver.text(props.get("AuthorizationType")) or "").upper() in _CUSTOM
+                guard = resolver.text(props.get("AuthorizerId")) if custom else None
                 api.sites.append(
                     (
-                        Site(method.logical_id, name, "REST", verb, path),
+                        Site(method.logical_id, name, "REST", verb, path, guarded_by=guard),
                         uri,
                         resolver.text(integration.get("Credentials")),
                     )
@@ -236,7 +241,8 @@ def _add_spec(api: _Api, spec: openapi.ApiSpec, resource: str, resolver: ix.Reso
             and _maybe_lambda(integration.uri)
             and (lambda_type or _is_function(integration.uri))
         ):
-            site = Site(resource, api.logical_id, api.api_type, verb, path, route_key)
+            guard = ix.unknown(f"id of authorizer {method.authorizer.name}") if method.authorizer else None
+            site = Site(resource, api.logical_id, api.api_type, verb, path, route_key, guarded_by=guard)
             api.sites.append((site, integration.uri, integration.credentials))
         authorizer = method.authorizer
         if authorizer is not None and authorizer.uri and authorizer.name not in seen:
