@@ -162,28 +162,8 @@ def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
                     )
                 )
         used = {resolver.text(m.properties.get("AuthorizerId")) for m in methods}
-        for authorizer_id, authorizer in authorizers.items():
-            props = authorizer.properties
-            if authorizer_id not in used:
-                continue  # an authorizer no method uses is never invoked
-            if (resolver.text(props.get("Type")) or "").upper() in ("TOKEN", "REQUEST"):
-                api.sites.append(
-                    (
-                        Site(
-                            authorizer.logical_id,
-                            name,
-                            "REST",
-                            authorizer=authorizer.logical_id,
-                            authorizer_logical=authorizer_id,
-                        ),
-                        resolver.text(props.get("AuthorizerUri")),
-                        resolver.text(props.get("AuthorizerCredentials")),
-                    )
-                )
-        for stage in _owned_by(resolver, "AWS::ApiGateway::Stage", "RestApiId", name):
-            api.stages[resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")] = (
-                _strings(resolver, stage.properties.get("Variables"))
-            )
+        _add_authorizers(api, resolver, authorizers, used, ("Type", "AuthorizerUri", "AuthorizerCredentials"))
+        _add_stages(api, resolver, "AWS::ApiGateway::Stage", "RestApiId", "Variables")
         for deployment in _owned_by(resolver, "AWS::ApiGateway::Deployment", "RestApiId", name):
             stage_name = resolver.text(deployment.properties.get("StageName"))
             if stage_name:
@@ -192,6 +172,38 @@ def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
                 api.stages.setdefault(stage_name, _strings(resolver, variables))
         apis.append(api)
     return apis
+
+
+def _add_authorizers(
+    api: _Api,
+    resolver: ix.Resolver,
+    authorizers: Mapping[str, ix.Resource],
+    used: set[str | None],
+    keys: tuple[str, str, str],
+) -> None:
+    """Lambda authorizers (TOKEN/REQUEST) some method or route uses; unused ones are never invoked."""
+    type_key, uri_key, credentials_key = keys
+    for authorizer_id, authorizer in authorizers.items():
+        props = authorizer.properties
+        if authorizer_id not in used or (resolver.text(props.get(type_key)) or "").upper() not in (
+            "TOKEN",
+            "REQUEST",
+        ):
+            continue
+        site = Site(
+            authorizer.logical_id,
+            api.logical_id,
+            api.api_type,
+            authorizer=authorizer.logical_id,
+            authorizer_logical=authorizer_id,
+        )
+        api.sites.append((site, resolver.text(props.get(uri_key)), resolver.text(props.get(credentials_key))))
+
+
+def _add_stages(api: _Api, resolver: ix.Resolver, kind: str, api_key: str, variables_key: str) -> None:
+    for stage in _owned_by(resolver, kind, api_key, api.logical_id):
+        name = resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")
+        api.stages[name] = _strings(resolver, stage.properties.get(variables_key))
 
 
 def _strings(resolver: ix.Resolver, node: Any) -> dict[str, str]:
@@ -323,28 +335,9 @@ def _http_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
                         )
                     )
         used = {resolver.text(r.properties.get("AuthorizerId")) for r in routes}
-        for authorizer_id, authorizer in authorizers.items():
-            aprops = authorizer.properties
-            if authorizer_id not in used:
-                continue  # an authorizer no route uses is never invoked
-            if (resolver.text(aprops.get("AuthorizerType")) or "").upper() == "REQUEST":
-                api.sites.append(
-                    (
-                        Site(
-                            authorizer.logical_id,
-                            name,
-                            "HTTP",
-                            authorizer=authorizer.logical_id,
-                            authorizer_logical=authorizer_id,
-                        ),
-                        resolver.text(aprops.get("AuthorizerUri")),
-                        resolver.text(aprops.get("AuthorizerCredentialsArn")),
-                    )
-                )
-        for stage in _owned_by(resolver, "AWS::ApiGatewayV2::Stage", "ApiId", name):
-            api.stages[resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")] = (
-                _strings(resolver, stage.properties.get("StageVariables"))
-            )
+        keys = ("AuthorizerType", "AuthorizerUri", "AuthorizerCredentialsArn")
+        _add_authorizers(api, resolver, authorizers, used, keys)
+        _add_stages(api, resolver, "AWS::ApiGatewayV2::Stage", "ApiId", "StageVariables")
         apis.append(api)
     return apis
 
