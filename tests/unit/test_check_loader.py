@@ -108,3 +108,54 @@ def test_what_only_deploy_knows_is_an_unknown_marker(tmp_path: Path) -> None:
     assert ix.is_unknown(r.value({"Fn::ImportValue": "other-stack-fn"}))
     assert ix.is_unknown(r.value({"Fn::If": ["HasSecret", "a", "b"]}))
     assert not ix.is_unknown(r.ref("Stage"))
+
+
+def test_every_short_form_tag_reads_including_rules_and_language_extensions(tmp_path: Path) -> None:
+    # Given tags outside the intrinsic functions (Rules' !Contains, !ForEach of the extensions)
+    text = "Rules:\n  R:\n    Assertions:\n      - Assert: !Contains [[a], !Ref P]\n"
+    text += "Resources:\n  X: !ForEach [a]\n"
+    doc = load(write(tmp_path, "t.yaml", text))
+    assert doc.data["Rules"]["R"]["Assertions"][0]["Assert"] == {"Fn::Contains": [["a"], {"Ref": "P"}]}
+    assert doc.data["Resources"]["X"] == {"Fn::ForEach": ["a"]}
+
+
+def test_for_each_loops_expand_with_the_item_in_keys_strings_and_refs() -> None:
+    from permheal.check.extensions import expand
+
+    template = {
+        "Transform": ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"],
+        "Parameters": {
+            "Names": {"Type": "CommaDelimitedList", "Default": "a-1,b"},
+            "Later": {"Type": "String"},
+        },
+        "Resources": {
+            "Fn::ForEach::Loop": [
+                "N",
+                {"Ref": "Names"},
+                {"Grant&{N}": {"Type": "T", "Properties": {"Name": {"Ref": "N"}, "Text": "x-${N}"}}},
+            ],
+            "Fn::ForEach::Unknown": ["M", {"Ref": "Later"}, {"Y&{M}": {"Type": "T"}}],
+        },
+    }
+    expanded, unexpanded = expand(template)
+    assert expanded["Transform"] == "AWS::Serverless-2016-10-31"
+    assert expanded["Resources"] == {
+        "Granta1": {"Type": "T", "Properties": {"Name": "a-1", "Text": "x-a-1"}},
+        "Grantb": {"Type": "T", "Properties": {"Name": "b", "Text": "x-b"}},
+    }
+    assert unexpanded == ["Fn::ForEach::Unknown"]
+
+
+def test_a_loop_over_a_deploy_time_list_that_makes_grants_is_unresolved(tmp_path: Path) -> None:
+    from permheal.check import CheckKind, check_paths
+
+    text = (
+        "Transform: AWS::LanguageExtensions\nParameters:\n  Later:\n    Type: CommaDelimitedList\n"
+        "Resources:\n  Fn::ForEach::Grants:\n    - N\n    - !Ref Later\n"
+        "    - Grant&{N}:\n        Type: AWS::Lambda::Permission\n        Properties: {}\n"
+    )
+    (finding,) = check_paths([write(tmp_path, "t.yaml", text)])
+    assert (finding.kind, finding.line) == (
+        CheckKind.UNRESOLVED,
+        6,
+    ) and "Fn::ForEach::Grants" in finding.detail

@@ -6,6 +6,7 @@ Inputs: SAM / CloudFormation templates (YAML or JSON), `cdk.out` directories, Op
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def check_paths(paths: Iterable[str | Path]) -> list[CheckFinding]:
 
 
 def check_document(doc: Document) -> list[CheckFinding]:
-    from permheal.check import sam
+    from permheal.check import extensions, sam
     from permheal.check.predict import check_openapi, check_template
 
     data = doc.data
@@ -57,5 +58,24 @@ def check_document(doc: Document) -> list[CheckFinding]:
         return check_openapi(doc, data)
     if not isinstance(data.get("Resources"), Mapping):
         raise ParseError(f"{doc.path}: not a CloudFormation template (no Resources) nor an OpenAPI document")
+    notes: list[CheckFinding] = []
+    if extensions.uses_extensions(data):
+        original = data
+        data, unexpanded = extensions.expand(data)
+        found = (_unexpanded(doc, name, original["Resources"][name]) for name in unexpanded)
+        notes = [note for note in found if note is not None]
     template: Mapping[str, Any] = sam.transform(data, doc.path.parent) if sam.is_sam(data) else data
-    return check_template(doc, template)
+    return notes + check_template(doc, template)
+
+
+def _unexpanded(doc: Document, name: str, body: Any) -> CheckFinding | None:
+    """A loop over a list only deploy knows: said when it could hold APIs or permissions."""
+    text = json.dumps(body, default=str)
+    if not any(kind in text for kind in ("AWS::Lambda::Permission", "AWS::ApiGateway", "AWS::Serverless::")):
+        return None
+    return CheckFinding(
+        kind=CheckKind.UNRESOLVED,
+        file=str(doc.path),
+        line=doc.line_of(name),
+        detail=f"{name} loops over a collection known only at deploy; what it creates is not checked",
+    )

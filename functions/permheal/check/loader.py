@@ -17,55 +17,29 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from permheal.errors import ParseError
 
-_TAGS = (
-    "Ref",
-    "Condition",
-    "GetAtt",
-    "Sub",
-    "Join",
-    "Select",
-    "Split",
-    "If",
-    "Not",
-    "Equals",
-    "And",
-    "Or",
-    "FindInMap",
-    "ImportValue",
-    "Base64",
-    "Cidr",
-    "GetAZs",
-    "Transform",
-    "ToJsonString",
-    "Length",
-)
-
 
 class _Loader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
     """SafeLoader plus the CloudFormation tags; never constructs arbitrary objects."""
 
 
-def _construct_tag(tag: str) -> Any:
-    def construct(loader: _Loader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        if tag == "Ref":
-            return {"Ref": value}
-        if tag == "Condition":
-            return {"Condition": value}
-        if tag == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-        return {f"Fn::{tag}": value}
-
-    return construct
+def _construct_tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    """`!Ref x` -> {"Ref": x}; any other `!Name` -> {"Fn::Name": ...} (Rules and language
+    extensions included: `!Contains`, `!ForEach`, ... need no list to keep up with)."""
+    tag = suffix.removeprefix("Fn::")
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if tag in ("Ref", "Condition"):
+        return {tag: value}
+    if tag == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag}": value}
 
 
-for _tag in _TAGS:
-    _Loader.add_constructor(f"!{_tag}", _construct_tag(_tag))
+_Loader.add_multi_constructor("!", _construct_tag)
 
 
 def _no_dates(loader: _Loader, node: yaml.Node) -> Any:
