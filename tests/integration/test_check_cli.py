@@ -169,3 +169,8 @@ def test_the_pre_commit_hook_runs_check_on_the_files_it_is_given(cli: Any) -> No
     assert not re.search(hook["files"], "src/app.py")
     # pre-commit appends the staged file names to the entry
     assert cli(*hook["entry"].split()[1:], str(corpus(CLEAN))).code == 0
+
+
+def test_permheals_own_template_checks_clean(cli: Any) -> None:
+    # `make check-templates`: SAM + AWS::LanguageExtensions (Fn::ForEach), Rules with !Contains
+    assert cli("check", str(ROOT / "template.yaml")).code == 0
