@@ -381,7 +381,10 @@ def test_a_stage_variable_the_stage_sets_is_followed(tmp_path: Path) -> None:
     stage["Variables"] = {"fn": "other-function"}
     findings = check(write(template, tmp_path / "other", CDK))
     assert [(f.kind, f.function) for f in findings] == [
-        (CheckKind.UNRESOLVED, "arn:aws:lambda:us-east-1:123456789012:function:other-function")
+        (
+            CheckKind.UNRESOLVED,
+            "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:other-function",
+        )
     ]
     assert "not defined in this template" in findings[0].detail
 

@@ -464,6 +464,7 @@ def _judge(
             by_arn.setdefault(grant.function.arn, []).append(grant)
     live = {g.logical_id for g in grants for c in calls if c.target and _allows([g], c.target)}
     findings: list[CheckFinding] = []
+    show = _display(resolver)
 
     def finding(call: Call, kind: CheckKind, detail: str, fix: str | None = None) -> CheckFinding:
         function = call.target.function if call.target else None
@@ -478,9 +479,11 @@ def _judge(
             resource_path=call.site.resource_path,
             route_key=call.site.route_key,
             authorizer=call.site.authorizer,
-            function=labels.get(function.unqualified_arn, function.unqualified_arn) if function else None,
+            function=show(labels.get(function.unqualified_arn, function.unqualified_arn))
+            if function
+            else None,
             qualifier=function.qualifier if function else None,
-            detail=detail,
+            detail=show(detail),
             fix=fix,
         )
 
@@ -552,6 +555,38 @@ def _why(
     return CheckKind.MISSING_PERMISSION, detail, None
 
 
+def _display(resolver: ix.Resolver) -> Any:
+    """Text for people: stand-in ids shown as the `${LogicalId}` they stand for, as in `!Sub`."""
+    pairs = [
+        (f"arn:{ix.PARTITION}:execute-api:{ix.REGION}:{ix.ACCOUNT}:", "arn:...:execute-api:...:"),
+        (
+            f"arn:{ix.PARTITION}:lambda:{ix.REGION}:{ix.ACCOUNT}:",
+            "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:",
+        ),
+    ]
+    for resource in resolver.resources.values():
+        if resource.type in ("AWS::ApiGateway::RestApi", "AWS::ApiGatewayV2::Api"):
+            pairs.append((resolver.api_id(resource.logical_id), f"${{{resource.logical_id}}}"))
+        elif resource.type in ("AWS::ApiGateway::Authorizer", "AWS::ApiGatewayV2::Authorizer"):
+            pairs.append(
+                (
+                    f"/authorizers/{resolver.authorizer_id(resource.logical_id)}",
+                    f"/authorizers/${{{resource.logical_id}}}",
+                )
+            )
+        elif resource.type == "AWS::Lambda::Function":
+            name = resolver.function_name(resource.logical_id)
+            if name.startswith(f"{ix.STACK}-{resource.logical_id[:8]}"):  # a stand-in, not a FunctionName
+                pairs.append((f"function:{name}", f"function:${{{resource.logical_id}}}"))
+
+    def show(text: str) -> str:
+        for stand_in, shown in pairs:
+            text = text.replace(stand_in, shown)
+        return readable(text)
+
+    return show
+
+
 def readable(text: str) -> str:
     """An ARN with its deploy-time parts shown as `{what}` instead of the internal marker."""
     return re.sub(r"~([^~]*)~", r"{\1}", text)
@@ -581,7 +616,7 @@ def _mismatch(source: str, target: Target, api_logical: str) -> str:
     ):
         return (
             f"SourceArn {source} is shaped for methods; an authorizer is invoked with {actual} "
-            "(…/authorizers/{id}), which it never matches"
+            "(.../authorizers/{id}), which it never matches"
         )
     if target.kind is TargetKind.AUTHORIZER and rest.count("/") >= 2 and rest.startswith("*"):
         return (

@@ -28,7 +28,7 @@ RULES: dict[CheckKind, tuple[str, str, str]] = {
         "error",
         "Permission whose SourceArn can never match",
         "The grant names another stage, a logical id instead of the API id, a method-shaped pattern for an "
-        "authorizer (…/authorizers/{id}), or a trailing slash, so no call API Gateway makes matches it.",
+        "authorizer (.../authorizers/{id}), or a trailing slash, so no call API Gateway makes matches it.",
     ),
     CheckKind.POLICY_SIZE_RISK: (
         "warning",
