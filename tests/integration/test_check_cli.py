@@ -117,6 +117,17 @@ def test_without_sam_translator_a_sam_template_is_an_install_hint_and_exit_2(
     assert run.code == 2 and "pip install 'permheal[check]'" in err and len(err.strip().splitlines()) == 1
 
 
+def test_without_pyyaml_check_is_an_install_hint_and_exit_2(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [m for m in sys.modules if m.startswith("permheal.check") and m != "permheal.check.command"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    run = cli("check", str(corpus(CLEAN)))
+    err = capsys.readouterr().err
+    assert run.code == 2 and "needs yaml: pip install 'permheal[check]'" in err
+
+
 def test_check_opens_no_network_connection(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("permheal check opened a network connection")

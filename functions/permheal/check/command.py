@@ -24,9 +24,11 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.check import check_paths
-    from permheal.check.render import to_json, to_sarif, to_table
-
+    try:
+        from permheal.check import check_paths
+        from permheal.check.render import to_json, to_sarif, to_table
+    except ImportError as exc:  # PyYAML is not a dependency of the Lambda package
+        raise ConfigError(f"permheal check needs {exc.name}: pip install 'permheal[check]'") from exc
     try:
         findings = check_paths(args.paths)
     except PermhealError:
