@@ -259,3 +259,13 @@ def test_a_bare_openapi_file_reports_only_what_it_decides_alone(tmp_path: Path) 
     (finding,) = run(tmp_path, document, "openapi.json")
     assert (finding.kind, finding.resource_path) == (CheckKind.UNRESOLVED, "/b")
     assert "stage variable" in finding.detail
+
+
+def test_a_resource_whose_condition_is_false_is_not_deployed(tmp_path: Path) -> None:
+    template = variant(PetsGrant=None)
+    template["Parameters"] = {"Env": {"Type": "String", "Default": "dev"}}
+    template["Conditions"] = {"IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}}
+    template["Resources"]["Route"]["Condition"] = "IsProd"
+    assert run(tmp_path, template) == []  # the route (and its call) exists only in prod
+    template["Resources"]["Route"]["Condition"] = "Unknown"
+    assert [f.kind for f in run(tmp_path, template)] == [CheckKind.MISSING_PERMISSION]

@@ -79,6 +79,11 @@ class Resolver:
         conditions = template.get("Conditions")
         self.conditions: Mapping[str, Any] = conditions if isinstance(conditions, Mapping) else {}
         self._busy: set[str] = set()
+        # A resource whose Condition is false at the parameter defaults is not deployed.
+        for name, body in (raw if isinstance(raw, Mapping) else {}).items():
+            condition = body.get("Condition") if isinstance(body, Mapping) else None
+            if isinstance(condition, str) and self.condition(condition) is False:
+                self.resources.pop(str(name), None)
 
     # --- public -------------------------------------------------------------------------------
 
