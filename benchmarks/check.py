@@ -1,4 +1,4 @@
-"""`permheal check` time: the largest template of tests/check_corpus, and a 70-method API.
+"""`permheal check` time: the largest SAM and non-SAM templates of tests/check_corpus, a 70-method API.
 
 Figures only (never asserted). Each template is checked a few times in one process; the first run
 includes importing aws-sam-translator for SAM templates, so it is reported apart from the median.
@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "check_corpus"
 
 
-def _largest() -> Path:
+def _largest(sam: bool) -> Path:
+    """The corpus's largest template, of SAM templates (transform included) or of the others."""
     files = [p for p in CORPUS.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.name != "api.yaml"]
-    return max(files, key=lambda p: p.stat().st_size)
+    return max((p for p in files if (p.suffix != ".json") == sam), key=lambda p: p.stat().st_size)
 
 
 def _wide_api(folder: Path, methods: int) -> Path:
@@ -94,7 +95,8 @@ def _time(path: Path, repeats: int) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, Any]:
     repeats = 3 if quick else 7
     with tempfile.TemporaryDirectory(prefix="permheal-check-bench-") as tmp:
-        rows = [_time(_largest(), repeats), _time(_wide_api(Path(tmp), 20 if quick else 70), repeats)]
+        wide = _wide_api(Path(tmp), 20 if quick else 70)
+        rows = [_time(_largest(sam=True), repeats), _time(_largest(sam=False), repeats), _time(wide, repeats)]
     return {"templates": rows}
 
 

@@ -185,3 +185,11 @@ def test_the_pre_commit_hook_runs_check_on_the_files_it_is_given(cli: Any) -> No
 def test_permheals_own_template_checks_clean(cli: Any) -> None:
     # `make check-templates`: SAM + AWS::LanguageExtensions (Fn::ForEach), Rules with !Contains
     assert cli("check", str(ROOT / "template.yaml")).code == 0
+
+
+def test_the_check_benchmark_reports_figures_for_each_template() -> None:
+    from benchmarks.check import run
+
+    rows = run(quick=True)["templates"]
+    assert len(rows) == 3 and all(r["bytes"] > 0 and r["median_ms"] >= 0 for r in rows)
+    assert rows[2]["findings"] == 0  # 20 per-method grants stay far below the size warning
