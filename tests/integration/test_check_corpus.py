@@ -27,12 +27,15 @@ CLEAN = [
     "patterns/apigw-mappingtemplate-lambda/template.yaml",
     "cdk/lambda-api.cdk.out",
     "cdk/token-authorizer.cdk.out",
+    "cdk/http-lambda-proxy.cdk.out",
+    "cdk/http-lambda-authorizer.cdk.out",
 ]
 AUTH = "patterns/apigw-lambda-authorizer/template.yaml"
 HTTP = "patterns/apigw-http-api-lambda/template.yml"
 CDK = "cdk/lambda-api.cdk.out/LambdaApiIntegrationOptionsStack.template.json"
 CDK_AUTH = "cdk/token-authorizer.cdk.out/TokenAuthorizerInteg.template.json"
 MAPPING = "patterns/apigw-mappingtemplate-lambda/template.yaml"
+CDK_HTTP = "cdk/http-lambda-authorizer.cdk.out/AuthorizerInteg.template.json"
 
 
 def calls_of(relative: str) -> int:
@@ -270,6 +273,22 @@ VARIANTS = {
         CheckKind.MISSING_PERMISSION,
         "MyAuthorizer6575980E",
         "MyAuthorizerFunction70F1223E",
+    ),
+    "permission removed (CDK HTTP route with {proxy+})": (
+        CDK_HTTP,
+        lambda: removed(CDK_HTTP, "RouteRootIntegrationPermissionC2C15701"),
+        CheckKind.MISSING_PERMISSION,
+        "RouteA67450D2",
+        "lambda8B5974B5",
+    ),
+    "permission removed (CDK HTTP authorizer)": (
+        CDK_HTTP,
+        lambda: removed(
+            CDK_HTTP, "MyHttpApiAuthorizerIntegMyHttpApiLambdaAuthorizerB89228D7Permission82260331"
+        ),
+        CheckKind.MISSING_PERMISSION,
+        "MyHttpApiLambdaAuthorizerB8A0E2A4",
+        "authfunction96361832",
     ),
     "SAM event removed, OpenAPI body still integrates": (
         MAPPING,
