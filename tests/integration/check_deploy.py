@@ -46,7 +46,9 @@ def deploy(world: World, path: Path) -> Deployed:
     doc = load(path)
     template = sam.transform(doc.data, path.parent) if sam.is_sam(doc.data) else doc.data
     resolver, calls, grants = predict(doc, template)
-    calls = [c for c in calls if c.target is not None and c.site.api_type == "REST"]
+    calls = [
+        c for c in calls if c.target is not None and c.site.api_type == "REST" and "canary" not in c.stage
+    ]
     lam = world.client("lambda")
     deployed = Deployed()
     functions: set[str] = set()

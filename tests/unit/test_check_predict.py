@@ -269,3 +269,31 @@ def test_a_resource_whose_condition_is_false_is_not_deployed(tmp_path: Path) -> 
     assert run(tmp_path, template) == []  # the route (and its call) exists only in prod
     template["Resources"]["Route"]["Condition"] = "Unknown"
     assert [f.kind for f in run(tmp_path, template)] == [CheckKind.MISSING_PERMISSION]
+
+
+def test_a_canary_whose_overrides_pick_another_alias_needs_its_own_grant(tmp_path: Path) -> None:
+    # Given the stage serves alias live, and its canary overrides the variable to alias next
+    template = copy.deepcopy(REST)
+    del template["Resources"]["Deployment"]["Properties"]["StageName"]
+    template["Resources"]["Next"] = {
+        "Type": "AWS::Lambda::Alias",
+        "Properties": {"FunctionName": {"Ref": "Pets"}, "Name": "next", "FunctionVersion": "1"},
+    }
+    template["Resources"]["Stage"] = {
+        "Type": "AWS::ApiGateway::Stage",
+        "Properties": {
+            "RestApiId": {"Ref": "Api"},
+            "StageName": "prod",
+            "DeploymentId": {"Ref": "Deployment"},
+            "Variables": {"alias": "live"},
+            "CanarySetting": {"PercentTraffic": 10, "StageVariableOverrides": {"alias": "next"}},
+        },
+    }
+    # When checked, Then the canary call (stage prod, alias next) has only the grant on alias live
+    (finding,) = run(tmp_path, template)
+    assert (finding.kind, finding.stage, finding.qualifier) == (
+        CheckKind.WRONG_QUALIFIER,
+        "prod (canary)",
+        "next",
+    )
+    assert "/prod/GET/items" in finding.detail and '"Ref": "Next"' in str(finding.fix)

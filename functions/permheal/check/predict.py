@@ -35,6 +35,7 @@ from permheal.policy import POLICY_SIZE_LIMIT, InvokeRequest, Policy, evaluate, 
 LAMBDA_INTEGRATIONS = ("AWS", "AWS_PROXY")
 TEST_INVOKE_STAGE = "test-invoke-stage"
 _CUSTOM = ("CUSTOM", "COGNITO_USER_POOLS")
+CANARY = " (canary)"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def _rest_apis(resolver: ix.Resolver, base: Path) -> list[_Api]:
                 description = deployment.properties.get("StageDescription")
                 variables = description.get("Variables") if isinstance(description, Mapping) else None
                 api.stages.setdefault(stage_name, _strings(resolver, variables))
+                _add_canary(api, resolver, stage_name, deployment.properties.get("DeploymentCanarySettings"))
         apis.append(api)
     return apis
 
@@ -204,6 +206,14 @@ def _add_stages(api: _Api, resolver: ix.Resolver, kind: str, api_key: str, varia
     for stage in _owned_by(resolver, kind, api_key, api.logical_id):
         name = resolver.text(stage.properties.get("StageName")) or ix.unknown("stage name")
         api.stages[name] = _strings(resolver, stage.properties.get(variables_key))
+        _add_canary(api, resolver, name, stage.properties.get("CanarySetting"))
+
+
+def _add_canary(api: _Api, resolver: ix.Resolver, stage: str, settings: Any) -> None:
+    """A canary's requests run with its stage-variable overrides on top of the stage's variables."""
+    if isinstance(settings, Mapping) and settings:
+        overrides = _strings(resolver, settings.get("StageVariableOverrides"))
+        api.stages[stage + CANARY] = {**api.stages.get(stage, {}), **overrides}
 
 
 def _strings(resolver: ix.Resolver, node: Any) -> dict[str, str]:
@@ -354,10 +364,11 @@ def _calls(api: _Api, resolver: ix.Resolver) -> Iterable[Call]:
     for site, uri, credentials in api.sites:
         if credentials:
             continue  # invoked with an IAM role: the resource policy is not consulted
-        for stage, variables in sorted(api.stages.items()):
-            function, problem = _function(uri, variables, stage)
+        for shown, variables in sorted(api.stages.items()):
+            stage = shown.removesuffix(CANARY)  # a canary's calls carry its stage's name
+            function, problem = _function(uri, variables, shown)
             if function is None:
-                yield Call(site, stage, None, problem)
+                yield Call(site, shown, None, problem)
                 continue
             if site.authorizer is not None:
                 target = Target(
@@ -367,7 +378,7 @@ def _calls(api: _Api, resolver: ix.Resolver) -> Iterable[Call]:
                 target = Target(TargetKind.INTEGRATION, ref, stage, function, "$default", "")
             else:
                 target = Target(TargetKind.INTEGRATION, ref, stage, function, site.method, site.resource_path)
-            yield Call(site, stage, target)
+            yield Call(site, shown, target)
 
 
 def _unknowns(text: str) -> str | None:
