@@ -296,4 +296,4 @@ def test_a_canary_whose_overrides_pick_another_alias_needs_its_own_grant(tmp_pat
         "prod (canary)",
         "next",
     )
-    assert "/prod/GET/items" in finding.detail and '"Ref": "Next"' in str(finding.fix)
+    assert "Pets:next" in finding.detail and '"Ref": "Next"' in str(finding.fix)
