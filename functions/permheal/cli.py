@@ -244,13 +244,15 @@ def _ledger() -> Any:
 
 def _function_key(text: str | None) -> str | None:
     """`pets:live`, `pets` or a partial ARN as the full ARN the ledger keys on (this account and region)."""
-    if not text or text.startswith("arn:"):
+    if not text:
         return text
     from permheal.adapters.account import caller_identity
     from permheal.adapters.aws import region
     from permheal.arns import parse_function
 
     parse_function(text, partition="aws", region="-", account="-")  # reject garbage before any AWS call
+    if text.startswith("arn:"):
+        return text
     identity = caller_identity()
     return parse_function(text, partition=identity.partition, region=region(), account=identity.account).arn
 

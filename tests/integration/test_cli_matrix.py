@@ -494,10 +494,11 @@ def test_clear_flap_of_a_malformed_function_is_one_line_and_exit_2(
     run.assert_one_line_error("not a Lambda function name or ARN")
 
 
+@pytest.mark.parametrize("function", [":::", "arn:aws:lambda:nowhere:1:function:x"])
 def test_history_of_a_malformed_function_is_one_line_and_exit_2(
-    world: Any, capsys: pytest.CaptureFixture[str]
+    function: str, world: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = run_in_process(("history", "--function", ":::"), capsys)
+    run = run_in_process(("history", "--function", function), capsys)
 
     run.assert_one_line_error("not a Lambda function name or ARN")
 
