@@ -588,3 +588,90 @@ def test_console_script_usage_errors_exit_2_with_usage_and_one_line(
     run = run_subprocess(argv, bare_env(tmp_path), tmp_path)
 
     run.assert_usage_error()
+
+
+# ----------------------------------------------------------- every botocore error, translated
+
+
+def client_error(code: str, operation: str) -> Any:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": f"says\n{code}"}}, operation)
+
+
+def botocore_errors() -> dict[str, tuple[BaseException, type[Exception], str]]:
+    from botocore import exceptions as bx
+
+    from permheal.errors import AwsCallError, AwsClientError, ConfigError
+
+    return {
+        "NoRegionError": (bx.NoRegionError(), ConfigError, "no AWS region"),
+        "NoCredentialsError": (bx.NoCredentialsError(), AwsClientError, "no AWS credentials"),
+        "PartialCredentialsError": (
+            bx.PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
+            AwsClientError,
+            "no AWS credentials",
+        ),
+        "CredentialRetrievalError": (
+            bx.CredentialRetrievalError(provider="sso", error_msg="expired"),
+            AwsClientError,
+            "cannot get AWS credentials",
+        ),
+        "ProfileNotFound": (bx.ProfileNotFound(profile="dev"), ConfigError, "dev"),
+        "EndpointConnectionError": (
+            bx.EndpointConnectionError(endpoint_url="https://x"),
+            AwsClientError,
+            "cannot reach",
+        ),
+        "ConnectTimeoutError": (
+            bx.ConnectTimeoutError(endpoint_url="https://x"),
+            AwsClientError,
+            "cannot reach",
+        ),
+        "ReadTimeoutError": (bx.ReadTimeoutError(endpoint_url="https://x"), AwsClientError, "cannot reach"),
+        "ParamValidationError": (
+            bx.ParamValidationError(report="Invalid\n length"),
+            ConfigError,
+            "invalid argument",
+        ),
+        "AccessDenied reading": (
+            client_error("AccessDeniedException", "GetPolicy"),
+            AwsClientError,
+            "access denied",
+        ),
+        "AccessDenied writing": (
+            client_error("AccessDeniedException", "AddPermission"),
+            AwsCallError,
+            "access denied",
+        ),
+        "expired token": (client_error("ExpiredTokenException", "GetRestApis"), AwsClientError, "rejected"),
+        "throttled": (client_error("TooManyRequestsException", "GetRestApis"), AwsCallError, "throttled"),
+        "another AWS error": (
+            client_error("ServiceException", "GetPolicy"),
+            AwsCallError,
+            "ServiceException",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(botocore_errors()))
+def test_every_botocore_error_becomes_a_domain_error_of_one_line(name: str) -> None:
+    from permheal.adapters.aws import translate
+    from permheal.errors import AwsCallError
+
+    raw, kind, says = botocore_errors()[name]
+    wrapped = AwsCallError("GetPolicy arn:...: wrapped by an adapter")
+    wrapped.__cause__ = raw
+
+    for error in (translate(raw), translate(wrapped)):
+        assert type(error) is kind and says in str(error) and "\n" not in str(error), (name, error)
+
+
+def test_only_an_adapters_generic_wrapper_is_translated() -> None:
+    from permheal.adapters.aws import translate
+    from permheal.errors import NotFoundError
+
+    missing = NotFoundError("no stage 'prod'")
+    missing.__cause__ = client_error("NotFoundException", "GetStage")
+
+    assert translate(missing) is None and translate(ValueError("x")) is None
