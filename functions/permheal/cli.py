@@ -1,4 +1,4 @@
-"""`permheal` command line: scan, remediate, check, demo, local-aws, history, revert.
+"""`permheal` command line: scan, remediate, explain, check, demo, local-aws, history, revert.
 
 Exit codes (design.md): 0 = clean / repaired / no_change / dry_run, 1 = findings / refused / failed,
 2 = usage or configuration error.
@@ -177,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     from permheal.check.command import add_parser as add_check  # pure, offline; no boto3 session
 
     add_check(commands)
+    from permheal.explain_command import add_parser as add_explain
+
+    add_explain(commands, [aws], API, _stage)
     return parser
 
 

@@ -123,19 +123,97 @@ def evaluate(policy: Policy, request: InvokeRequest) -> Evaluation:
 
 def statement_applies(statement: Statement, request: InvokeRequest) -> bool | None:
     """Whether a statement matches the request; None when it uses something we do not model."""
-    if statement.get("Effect") not in ("Allow", "Deny"):
-        return None
-    if any(key in statement for key in ("NotPrincipal", "NotAction", "NotResource")):
-        return None
+    return trace_statement(statement, request).applies
+
+
+@dataclass(frozen=True)
+class StatementTrace:
+    """One statement judged against one call, with the reason: what `permheal explain` prints.
+
+    `statement_applies` is this trace's `applies`, so an explanation and the verdict `evaluate`
+    reaches cannot disagree.
+    """
+
+    sid: str
+    effect: str
+    applies: bool | None
+    reason: str
+
+    @property
+    def outcome(self) -> str:
+        """`allows`, `denies`, `no match` or `not understood` (a Deny not understood still denies)."""
+        if self.effect == "Deny" and self.applies is not False:
+            return "denies"
+        if self.effect == "Allow" and self.applies:
+            return "allows"
+        return "no match" if self.applies is False else "not understood"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sid": self.sid, "effect": self.effect, "outcome": self.outcome, "reason": self.reason}
+
+
+def trace_statement(statement: Statement, request: InvokeRequest, index: int = 0) -> StatementTrace:
+    """Judge one statement; anything unmodelled makes it unknown even beside a mismatch."""
+    sid = str(statement.get("Sid", f"#{index}"))
+    effect = statement.get("Effect")
+    label = effect if isinstance(effect, str) else repr(effect)
+    if effect not in ("Allow", "Deny"):
+        return StatementTrace(sid, label, None, f"Effect {effect!r} is neither Allow nor Deny")
+    unmodelled = [key for key in ("NotPrincipal", "NotAction", "NotResource") if key in statement]
+    if unmodelled:
+        return StatementTrace(sid, label, None, f"uses {unmodelled[0]}, which permheal does not evaluate")
     checks = (
-        _principal_matches(statement.get("Principal")),
-        _values_match(statement.get("Action"), lambda p: string_like(p.lower(), INVOKE_ACTION.lower())),
-        _resource_matches(statement.get("Resource"), request.resource_arn),
-        _conditions_match(statement.get("Condition", {}), request),
+        _principal_check(statement.get("Principal")),
+        _action_check(statement.get("Action")),
+        _resource_check(statement.get("Resource"), request.resource_arn),
+        _conditions_check(statement.get("Condition", {}), request),
     )
-    if None in checks:
-        return None
-    return all(checks)
+    for result, reason in checks:
+        if result is None:
+            return StatementTrace(sid, label, None, reason)
+    for result, reason in checks:
+        if not result:
+            return StatementTrace(sid, label, False, reason)
+    return StatementTrace(sid, label, True, checks[3][1])
+
+
+def trace(policy: Policy, request: InvokeRequest) -> tuple[StatementTrace, ...]:
+    """Every statement of the policy judged against the call, in policy order."""
+    return tuple(trace_statement(s, request, i) for i, s in enumerate(policy.statements))
+
+
+Check = tuple[bool | None, str]
+
+
+def _principal_check(principal: Any) -> Check:
+    result = _principal_matches(principal)
+    shown = json.dumps(principal)
+    if result is None:
+        return None, f"Principal {shown} is not a form permheal evaluates"
+    if result:
+        return True, f"Principal {shown} includes API Gateway"
+    return False, f"Principal {shown} is not {APIGATEWAY_PRINCIPAL}"
+
+
+def _action_check(action: Any) -> Check:
+    result = _values_match(action, lambda p: string_like(p.lower(), INVOKE_ACTION.lower()))
+    shown = json.dumps(action)
+    if result is None:
+        return None, f"Action {shown} is not a form permheal evaluates"
+    return result, f"Action {shown} {'covers' if result else 'does not cover'} {INVOKE_ACTION}"
+
+
+def _resource_check(resource: Any, invoked_arn: str) -> Check:
+    result = _resource_matches(resource, invoked_arn)
+    shown = json.dumps(resource)
+    if result is None:
+        return None, f"Resource {shown} is not a form permheal evaluates"
+    if result:
+        return True, f"Resource {shown} is the invoked {invoked_arn}"
+    return (
+        False,
+        f"Resource {shown} is not the invoked {invoked_arn} (another qualifier's grant does not count)",
+    )
 
 
 def _principal_matches(principal: Any) -> bool | None:
@@ -188,25 +266,29 @@ _OPERATORS: dict[str, tuple[Any, bool]] = {
 }
 
 
-def _conditions_match(conditions: Any, request: InvokeRequest) -> bool | None:
+def _conditions_check(conditions: Any, request: InvokeRequest) -> Check:
+    """Every condition must hold; the reason names the first that fails (or why none can be read)."""
     if not isinstance(conditions, dict):
-        return None
+        return None, f"Condition {json.dumps(conditions)} is not an object"
     context = {SOURCE_ARN_KEY: request.source_arn, SOURCE_ACCOUNT_KEY: request.source_account}
+    held: list[str] = []
     for operator, clauses in conditions.items():
         # Both keys are always present for API Gateway calls, so IfExists changes nothing.
         name = str(operator).lower().removesuffix("ifexists")
         if name not in _OPERATORS or not isinstance(clauses, dict):
-            return None
+            return None, f"condition operator {operator} is not one permheal evaluates"
         compare, negated = _OPERATORS[name]
         for key, expected in clauses.items():
             actual = context.get(str(key).lower())
             patterns = _strings(expected)
             if actual is None or patterns is None:
-                return None
+                return None, f"condition {operator} on {key} is not one permheal evaluates"
             hit = any(compare(pattern, actual) for pattern in patterns)
+            shown = f"{operator} {key} {json.dumps(expected)}"
             if hit == negated:
-                return False
-    return True
+                return False, f"condition {shown} fails: this call's {key} is {actual}"
+            held.append(f"{shown} holds for {actual}")
+    return True, "matches: " + ("; ".join(held) if held else "no conditions")
 
 
 @dataclass(frozen=True)

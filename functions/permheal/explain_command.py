@@ -1,0 +1,51 @@
+"""The `permheal explain` subcommand: argument wiring; the tracing is `permheal.explain` (pure)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+
+def add_parser(commands: Any, parents: list[argparse.ArgumentParser], api: Any, stage: Any) -> None:
+    """Register `explain` on the CLI's subparsers (kept here so cli.py only gains a few lines)."""
+    explain = commands.add_parser(
+        "explain", parents=parents, help="why one call of an API stage is allowed or denied, step by step"
+    )
+    explain.add_argument("--api", required=True, type=api, metavar="NAME_OR_ID")
+    explain.add_argument("--stage", required=True, type=stage)
+    which = explain.add_mutually_exclusive_group(required=True)
+    which.add_argument("--route", type=_route, metavar='"METHOD /path"', help='e.g. "GET /pets/{id}"')
+    which.add_argument("--authorizer", type=_authorizer, metavar="ID")
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+    explain.set_defaults(run=run)
+
+
+def _route(value: str) -> str:
+    method, _, path = value.strip().partition(" ")
+    if not method.isalpha() or not path.strip().startswith("/") or len(value) > 2048:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a route like 'GET /pets/{{id}}'")
+    return f"{method.upper()} {path.strip()}"
+
+
+def _authorizer(value: str) -> str:
+    if not value.isalnum() or len(value) > 64:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an authorizer id")
+    return value
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.config import Settings
+    from permheal.engine import Adapters
+    from permheal.explain import Call, explain, render
+
+    settings = Settings.from_env()
+    explanation = explain(
+        Adapters.default(), args.api, args.stage, Call(args.route, args.authorizer), settings.scope
+    )
+    if args.format == "json":
+        json.dump(explanation.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render(explanation))
+    return explanation.verdict.exit_code
