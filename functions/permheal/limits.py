@@ -42,7 +42,11 @@ MAX_GROUPS = REPAIRS_BUDGET // MIN_REPAIR_BUDGET
 """Most function+qualifier groups one execution can repair within REPAIRS_BUDGET."""
 
 MESSAGE_BUDGET = 98_304
-"""The SNS message: the human summary and the JSON result."""
+"""The SNS message: the human summary and the JSON result (`default`), and the chat payload (`https`)."""
+CHAT_BUDGET = 16_384
+"""The chat payload's share of MESSAGE_BUDGET, as the escaped JSON string SNS carries (permheal.chat)."""
+CHAT_DESCRIPTION_LIMIT = 3_000
+"""Characters of the chat description: Slack shows at most 3,000 in one text block."""
 RESULT_BUDGET = 49_152
 """The result as the execution's output (what `permheal remediate` prints)."""
 CAUSE_BUDGET = 30_000

@@ -10,14 +10,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from permheal.chat import escaped_size, explain_command, payload
+from permheal.chat import label as _label
+from permheal.chat import subject as _subject
+from permheal.chat import where as _where
 from permheal.limits import (
     CAUSE_BUDGET,
+    CHAT_BUDGET,
     ERROR_TEXT_LIMIT,
     MESSAGE_BUDGET,
     RESULT_BUDGET,
     clip,
     fit,
-    text_size,
 )
 from permheal.models import Change, Finding, FindingKind, Outcome, RemediationResult
 
@@ -42,6 +46,8 @@ class Notification:
     api_id: str
     result: dict[str, Any]
     cause: str = ""
+    chat: str = ""
+    """The AWS Chatbot custom notification (JSON text), published as the message's `https` part."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,7 @@ class Notification:
             "apiId": self.api_id,
             "result": self.result,
             "cause": self.cause,
+            "chat": self.chat,
         }
 
 
@@ -63,6 +70,11 @@ def notification(result: RemediationResult, execution_arn: str | None, region: s
         result.api_id or "unknown",
         bounded(result, RESULT_BUDGET),
         json.dumps(bounded(result, CAUSE_BUDGET), ensure_ascii=False, separators=(",", ":")),
+        json.dumps(
+            payload(result, execution_arn, console_link(execution_arn, region) if execution_arn else None),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ),
     )
 
 
@@ -83,23 +95,27 @@ def _longest(result: RemediationResult) -> int:
 
 def subject(result: RemediationResult) -> str:
     """`permheal <outcome>: <api name>/<stage> (<n> change(s))`, cut to SNS's 100 characters."""
-    count = result.change_count
-    where = f"{result.api_name or result.api_id or 'unknown API'}/{result.stage or '*'}"
-    text = f"permheal {result.outcome.value}: {where} ({count} change{'' if count == 1 else 's'})"
-    return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 1] + "…"
+    return _subject(result, SUBJECT_LIMIT)
 
 
 def message(
-    result: RemediationResult, execution_arn: str | None, region: str, budget: int = MESSAGE_BUDGET
+    result: RemediationResult,
+    execution_arn: str | None,
+    region: str,
+    budget: int = MESSAGE_BUDGET - CHAT_BUDGET,
 ) -> str:
-    """The human summary, then the JSON result; lists cut (and counted) to stay within `budget` bytes."""
+    """The human summary, then the JSON result; lists cut (and counted) to stay within `budget` bytes.
+
+    Measured as the escaped JSON string the structured SNS message carries it in (`default`).
+    """
 
     def render(kept: int) -> str:
         lines = summary(result, execution_arn, region, kept)
         document = json.dumps(_json(result, kept), indent=2, sort_keys=True)
         return "\n".join([*lines, "", "Result (JSON):", document])
 
-    return fit(render, budget, _longest(result), size=text_size)
+    text: str = fit(render, budget, _longest(result), size=escaped_size)
+    return text
 
 
 def summary(
@@ -111,7 +127,10 @@ def summary(
     failing = [f for f in result.findings if f.kind is FindingKind.MISSING_PERMISSION]
     if failing:
         lines.append("What broke:")
-        lines.extend(f"  - {_where(f)} -> {_label(f.function_arn, f.qualifier)}" for f in failing[:kept])
+        for finding in failing[:kept]:
+            lines.append(f"  - {_where(finding)} -> {_label(finding.function_arn, finding.qualifier)}")
+            if command := explain_command(finding, result.stage):
+                lines.append(f"    run `{command}` to see why")
         lines.extend(_more(len(failing) - len(failing[:kept]), "", history))
         lines.append("")
     for change in result.changes[:kept]:
@@ -186,19 +205,8 @@ def _change_lines(change: Change, outcome: Outcome, kept: int | None, history: s
     return lines
 
 
-def _where(finding: Finding) -> str:
-    if finding.authorizer_id:
-        return f"authorizer {finding.authorizer_id}"
-    return f"{finding.method} {finding.resource_path}"
-
-
 def _subject_of(finding: Finding) -> str:
     return _label(finding.function_arn, finding.qualifier) if finding.function_arn else finding.sid or ""
-
-
-def _label(arn: str | None, qualifier: str | None) -> str:
-    name = (arn or "?").rsplit(":", 1)[-1]
-    return f"{name}:{qualifier}" if qualifier else name
 
 
 def console_link(execution_arn: str, region: str) -> str:
