@@ -453,6 +453,7 @@ def test_outputs_are_the_documented_ones(template: dict[str, Any]) -> None:
         "AllowlistParameterName",
         "LedgerTableName",
         "DetectorFunctionArn",
+        "DashboardUrl",
     }
     assert outputs["StateMachineArn"]["Value"] == {"Ref": STATE_MACHINE}
 

@@ -44,6 +44,7 @@ def handle(event: Any, workflow: Workflow, dead_letters: DeadLetters, window: in
         logger.warning("API Gateway cannot assume integration role; not fixable here", extra={"role": role})
     metrics.add_metric(name="RoleFailures", unit=MetricUnit.Count, value=len(detection.role_failures))
     metrics.add_metric(name="FailureLines", unit=MetricUnit.Count, value=detection.failure_lines)
+    metrics.add_metric(name="IncidentsDetected", unit=MetricUnit.Count, value=len(detection.incidents))
     started: list[str] = []
     suppressed = 0
     for incident in detection.incidents:

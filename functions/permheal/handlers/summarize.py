@@ -7,12 +7,14 @@ follows never carries the repairs and the summary together.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.engine import result_from_state
+from permheal.heal_time import time_to_heal
 from permheal.notify import notification
 from permheal.observability import logger, metrics, tracer
 
@@ -23,5 +25,11 @@ from permheal.observability import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = result_from_state(event.get("state"))
     metrics.add_metric(name=f"Outcome_{result.outcome.value}", unit=MetricUnit.Count, value=1)
+    state = event.get("state")
+    healed = time_to_heal(
+        state.get("request") if isinstance(state, dict) else None, result.outcome, datetime.now(UTC)
+    )
+    if healed is not None:
+        metrics.add_metric(name="TimeToHeal", unit=MetricUnit.Seconds, value=healed)
     region = os.environ.get("AWS_REGION", "us-east-1")
     return notification(result, event.get("executionArn"), region).to_dict()
