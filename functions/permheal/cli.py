@@ -174,9 +174,15 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=_port, default=5000)
     local.set_defaults(run=_local_aws, local_only=True)
 
-    from permheal.check.command import add_parser as add_check  # pure, offline; no boto3 session
-
-    add_check(commands)
+    check = commands.add_parser(
+        "check",
+        help="predict API Gateway -> Lambda permission failures from templates, before deploy (offline)",
+    )
+    check.add_argument(
+        "paths", nargs="+", metavar="PATH", help="SAM/CloudFormation template, cdk.out, OpenAPI"
+    )
+    check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    check.set_defaults(run=_check)
     return parser
 
 
@@ -318,6 +324,15 @@ def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
     )
     out.write(f"cleared the flap breaker for {function.arn} ({entry.change_id})\n")
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported only when used: the check needs PyYAML (permheal[check]), no other command does.
+    try:
+        from permheal.check.command import run
+    except ImportError as exc:
+        raise ConfigError(f"permheal check needs {exc.name}: pip install 'permheal[check]'") from exc
+    return run(args, out)
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
