@@ -66,7 +66,9 @@ def route(
     return str(v2(world).create_route(ApiId=api_id, RouteKey=key, **options)["RouteId"])
 
 
-def request_authorizer(world: World, api_id: str, function_text: str, *, credentials: str | None = None) -> str:
+def request_authorizer(
+    world: World, api_id: str, function_text: str, *, credentials: str | None = None
+) -> str:
     options = {"AuthorizerCredentialsArn": credentials} if credentials else {}
     created = v2(world).create_authorizer(
         ApiId=api_id,

@@ -44,7 +44,10 @@ def test_http_routes_on_the_default_stage_fail_then_heal(world: World, cli: Any)
     # Given an HTTP API ($default stage) whose functions grant API Gateway nothing
     api_id = pets_http_api(world)
     sim = simulator(world)
-    before = [sim.request(api_id, "$default", "GET", "/pets/42"), sim.request(api_id, "$default", "POST", "/a/b")]
+    before = [
+        sim.request(api_id, "$default", "GET", "/pets/42"),
+        sim.request(api_id, "$default", "POST", "/a/b"),
+    ]
     assert [(r.status, r.body, r.route) for r in before] == [
         (500, {"message": "Internal Server Error"}, "GET /pets/{id}"),
         (500, {"message": "Internal Server Error"}, "ANY /{proxy+}"),
@@ -55,9 +58,14 @@ def test_http_routes_on_the_default_stage_fail_then_heal(world: World, cli: Any)
     assert run.code == 0, run.out
     result = run.json
     assert result["outcome"] == "repaired"
-    after = [sim.request(api_id, "$default", "GET", "/pets/42"), sim.request(api_id, "$default", "POST", "/a/b")]
+    after = [
+        sim.request(api_id, "$default", "GET", "/pets/42"),
+        sim.request(api_id, "$default", "POST", "/a/b"),
+    ]
     assert [r.status for r in after] == [200, 200]
-    added = {c["functionArn"].rsplit(":", 1)[-1]: [a["sourceArn"] for a in c["added"]] for c in result["changes"]}
+    added = {
+        c["functionArn"].rsplit(":", 1)[-1]: [a["sourceArn"] for a in c["added"]] for c in result["changes"]
+    }
     assert added == {
         "pets": [execute_api(api_id, "*/GET/pets/*")],
         "catchall": [execute_api(api_id, "*/*/*")],
@@ -95,7 +103,12 @@ def test_alias_through_a_stage_variable_is_granted_on_the_alias_only(world: Worl
     # Given an integration invoking `pets:${stageVariables.alias}` (plain Lambda ARN form), alias live
     world.function("pets", alias="live")
     api_id = http_api(world, "aliased")
-    route(world, api_id, "GET /pets", integration(world, api_id, function_arn("pets", "${stageVariables.alias}")))
+    route(
+        world,
+        api_id,
+        "GET /pets",
+        integration(world, api_id, function_arn("pets", "${stageVariables.alias}")),
+    )
     stage(world, api_id, "prod", {"alias": "live"})
     world.allow("*")
     # When remediated
@@ -112,7 +125,13 @@ def test_request_authorizer_is_granted_and_jwt_authorizer_ignored(world: World, 
         world.function(name)
     api_id = http_api(world, "guarded")
     target = integration(world, api_id, function_arn("pets"))
-    route(world, api_id, "GET /pets", target, authorizer_id=request_authorizer(world, api_id, function_arn("auth")))
+    route(
+        world,
+        api_id,
+        "GET /pets",
+        target,
+        authorizer_id=request_authorizer(world, api_id, function_arn("auth")),
+    )
     route(world, api_id, "GET /me", target, authorizer_id=jwt_authorizer(world, api_id), authorization="JWT")
     stage(world, api_id)
     world.allow("*")
@@ -128,7 +147,9 @@ def test_request_authorizer_is_granted_and_jwt_authorizer_ignored(world: World, 
     assert auth_change[0]["added"][0]["sourceArn"].startswith(execute_api(api_id, "authorizers/"))
     authorizers = {f["authorizerId"] for f in result["findings"] if f["authorizerId"]}
     assert len(authorizers) == 1
-    assert [r.status for r in (sim.request(api_id, "$default", "GET", p, token) for p in ("/pets", "/me"))] == [
+    assert [
+        r.status for r in (sim.request(api_id, "$default", "GET", p, token) for p in ("/pets", "/me"))
+    ] == [
         200,
         200,
     ]
@@ -145,7 +166,9 @@ def test_integration_with_credentials_is_reported_not_granted(world: World, cli:
     result = remediate(cli, api_id).json
     # Then nothing was granted, and the integration role is reported
     assert result["changes"] == []
-    assert [(f["routeKey"], f["apiType"]) for f in findings(result, "integration_role")] == [("GET /pets", "HTTP")]
+    assert [(f["routeKey"], f["apiType"]) for f in findings(result, "integration_role")] == [
+        ("GET /pets", "HTTP")
+    ]
     assert statements(world, "pets") == []
 
 
@@ -244,7 +267,10 @@ def test_http_api_outside_the_allowlist_is_refused(world: World, cli: Any) -> No
     ("log_format", "expected"),
     [
         (None, "access logging is off"),
-        ('{"requestId":"$context.requestId"}', '"integrationErrorMessage":"$context.integrationErrorMessage"'),
+        (
+            '{"requestId":"$context.requestId"}',
+            '"integrationErrorMessage":"$context.integrationErrorMessage"',
+        ),
         ("$context.requestId $context.status", "append to the format: $context.integrationErrorMessage"),
     ],
 )
@@ -279,8 +305,12 @@ def test_clf_format_with_the_integration_error_is_enough_and_the_line_shows_the_
     assert findings(result, "access_log_missing_error") == []
     [line] = response.log_lines
     assert '"GET GET /pets HTTP/1.1" 500' in line
-    assert line.endswith("doesn't have permissions to call the integration. Check the permissions and try again.")
-    events = world.client("logs").filter_log_events(logGroupName=f"/aws/vendedlogs/{api_id}/$default")["events"]
+    assert line.endswith(
+        "doesn't have permissions to call the integration. Check the permissions and try again."
+    )
+    events = world.client("logs").filter_log_events(logGroupName=f"/aws/vendedlogs/{api_id}/$default")[
+        "events"
+    ]
     assert [e["message"] for e in events] == [line]
 
 
