@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    scan = commands.add_parser("scan", help="read-only audit of REST APIs and their Lambda permissions")
+    scan = commands.add_parser(
+        "scan", help="read-only audit of REST, HTTP and WebSocket APIs and their Lambda permissions"
+    )
     scan.add_argument("--api", action="append", default=[], metavar="NAME_OR_ID", help="repeatable")
     scan.add_argument("--stage")
     scan.add_argument("--format", choices=("table", "json"), default="table")
@@ -256,7 +258,9 @@ def render_findings(findings: Sequence[Finding]) -> str:
         (
             f.kind.value,
             f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
-            f"{f.method} {f.resource_path}"
+            f.route_key
+            if f.route_key
+            else f"{f.method} {f.resource_path}"
             if f.method
             else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
             _function_label(f.function_arn, f.qualifier),

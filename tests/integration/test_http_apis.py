@@ -227,6 +227,8 @@ def test_function_shared_by_a_rest_and_an_http_api_gets_each_apis_grants_only(wo
     # Then only its own duplicate went; the REST API's grants are left as they are
     removed = [r["sid"] for c in result["changes"] for r in c["removed"]]
     assert len(removed) == 1 and removed[0].startswith("http-")
+    duplicates = [f for f in result["findings"] if f["kind"] == "duplicate_statement"]
+    assert [(f["apiId"], f["apiType"]) for f in duplicates] == [(api_id, "HTTP")]
     remaining = {s["Sid"] for s in statements(world, "shared")}
     assert {"rest-a", "rest-b"} <= remaining
     assert simulator(world).request(api_id, "$default", "GET", "/items").status == 200
