@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from permheal.arns import ApiRef
+from permheal.arns import ApiRef, parse_integration_uri, substitute_stage_variables
+from permheal.errors import ParseError
 from permheal.models import Finding, FindingKind, Target, TargetKind
 from permheal.targets import LAMBDA_INTEGRATION_TYPES, StageTargets, _function, _unique
 
@@ -117,6 +118,17 @@ def lambda_uri(uri: str | None) -> str | None:
     )
 
 
+def stage_uri(uri: str | None, variables: Mapping[str, str]) -> str | None:
+    """An integration URI that is a stage variable as a whole (`${stageVariables.fn}`, holding a
+    Lambda ARN) resolved for one stage; any other URI unchanged (its variables are resolved later).
+
+    Raises ParseError when the stage does not define the variable.
+    """
+    if uri and uri.startswith("${stageVariables.") and parse_integration_uri(uri) is None:
+        return lambda_uri(substitute_stage_variables(uri, dict(variables)))
+    return uri
+
+
 def integration_from(item: Mapping[str, Any]) -> V2Integration:
     return V2Integration(
         str(item["IntegrationId"]),
@@ -177,7 +189,14 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
             continue
         method, path = route.method_and_path(spec.protocol)
         where = {**base, "method": method, "resource_path": path, "route_key": route.route_key}
-        function = _function(api, integration.uri, integration.credentials, stage.variables, where, findings)
+        try:
+            uri = stage_uri(integration.uri, stage.variables)
+        except ParseError as exc:
+            findings.append(
+                Finding(FindingKind.MISSING_FUNCTION, **where, detail=f"{integration.uri}: {exc}")
+            )
+            continue
+        function = _function(api, uri, integration.credentials, stage.variables, where, findings)
         if function is not None:
             targets.append(
                 Target(

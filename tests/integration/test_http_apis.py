@@ -334,3 +334,21 @@ def test_scan_without_api_covers_every_kind(world: World, cli: Any) -> None:
     missing = {(f["apiId"], f["apiType"]) for f in findings(result, "missing_permission")}
     assert missing == {(rest_id, "REST"), (http_id, "HTTP"), (ws_id, "WEBSOCKET")}
     assert ACCOUNT in findings(result, "missing_permission")[0]["sourceArn"]
+
+
+def test_grants_of_a_live_http_api_are_not_stale_and_of_a_deleted_one_are(world: World, cli: Any) -> None:
+    # Given a REST API's function that also holds a grant for an HTTP API
+    world.function("fn")
+    rest_id = world.rest_api("r")
+    world.method(rest_id, "/x", "GET", function_arn("fn"))
+    world.deploy(rest_id, "prod")
+    http_id = http_api(world, "h")
+    world.grant("fn", execute_api(rest_id, "*/GET/x"), sid="rest")
+    world.grant("fn", execute_api(http_id, "*/GET/x"), sid="http")
+    # When the REST API is scanned while the HTTP API exists, and after it is deleted
+    live = cli("scan", "--api", rest_id, "--format", "json").json
+    world.client("apigatewayv2").delete_api(ApiId=http_id)
+    gone = cli("scan", "--api", rest_id, "--format", "json").json
+    # Then its grant is stale only once the HTTP API is gone
+    assert findings(live, "stale_statement") == []
+    assert [f["sid"] for f in findings(gone, "stale_statement")] == ["http"]

@@ -167,3 +167,19 @@ def test_websocket_stage_without_execution_logging_is_reported() -> None:
     logged = v2_stage_targets(API, "chat", ws, V2Stage("prod", logging_level="ERROR"))
     assert [f.kind for f in quiet.findings] == [FindingKind.LOGGING_DISABLED]
     assert logged.findings == () and [t.source_arn for t in logged.targets] == [f"{PREFIX}/prod/$default"]
+
+
+def test_integration_uri_that_is_a_stage_variable_resolves_per_stage() -> None:
+    # Given an integration whose whole URI is `${stageVariables.fn}`
+    whole = V2Spec(
+        "HTTP",
+        (V2Route("GET /x", "integrations/i"),),
+        {"i": V2Integration("i", "AWS_PROXY", "${stageVariables.fn}")},
+    )
+    logged = "$context.integrationErrorMessage"
+    # When a stage defines it as a qualified Lambda ARN, and another does not define it
+    prod = v2_stage_targets(API, "x", whole, V2Stage("prod", {"fn": f"{PLAIN}:live"}, logged, "g"))
+    dev = v2_stage_targets(API, "x", whole, V2Stage("dev", {}, logged, "g"))
+    # Then prod invokes pets:live, and dev is a missing-function finding (never a guess)
+    assert [t.function.label for t in prod.targets] == ["pets:live"]
+    assert dev.targets == () and [f.kind for f in dev.findings] == [FindingKind.MISSING_FUNCTION]

@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from permheal.apiv2 import lambda_uri
+from permheal.apiv2 import lambda_uri, stage_uri
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
 from permheal.local import oracle
@@ -250,12 +250,17 @@ class ApiGatewayV2Simulator:
         authorizer = self.client("apigatewayv2").get_authorizer(ApiId=api.api_id, AuthorizerId=authorizer_id)
         present = {name.lower() for name, value in headers.items() if value}
         for source in authorizer.get("IdentitySource") or []:
-            if source.startswith("$request.header.") and source.split(".", 2)[2].lower() not in present:
+            # HTTP APIs name `$request.header.X`, WebSocket APIs `route.request.header.X`
+            header = source.split("request.header.", 1)[1] if "request.header." in source else None
+            if header is not None and header.lower() not in present:
                 return 401, {"message": "Unauthorized"}
         if authorizer.get("AuthorizerType") != "REQUEST":
             return None  # JWT: validated by API Gateway, no Lambda involved
         allowed = bool(authorizer.get("AuthorizerCredentialsArn"))
-        function = self._function(authorizer.get("AuthorizerUri"), variables, api.account)
+        try:
+            function = self._function(authorizer.get("AuthorizerUri"), variables, api.account)
+        except ParseError:
+            function = None
         if not allowed and function is not None:
             allowed = self._may_invoke(function, api.authorizer_arn(authorizer_id), api.account)
         if allowed:
@@ -278,7 +283,11 @@ class ApiGatewayV2Simulator:
         integration = self.client("apigatewayv2").get_integration(
             ApiId=api.api_id, IntegrationId=target.split("/", 1)[1]
         )
-        function = self._function(integration.get("IntegrationUri"), variables, api.account)
+        try:
+            function = self._function(integration.get("IntegrationUri"), variables, api.account)
+        except ParseError as exc:
+            context["integrationErrorMessage"] = context["integration.error"] = str(exc)
+            return 500, dict(failure)
         if function is None:  # not a Lambda integration: no Lambda permission involved
             context["integrationStatus"] = 200
             return 200, {"ok": True}
@@ -291,13 +300,13 @@ class ApiGatewayV2Simulator:
         return 500, dict(failure)
 
     def _function(self, uri: Any, variables: dict[str, str], account: str) -> FunctionRef | None:
-        parsed = parse_integration_uri(lambda_uri(str(uri or "")) or "")
+        """The function a Lambda URI invokes on this stage; None for other URIs.
+
+        Raises ParseError when a stage variable it needs is not defined (API Gateway answers 500)."""
+        parsed = parse_integration_uri(stage_uri(lambda_uri(str(uri or "")), variables) or "")
         if parsed is None:
             return None
-        try:
-            return resolve_integration_function(parsed, variables, account)
-        except ParseError:
-            return None
+        return resolve_integration_function(parsed, variables, account)
 
     def _may_invoke(self, function: FunctionRef, source_arn: str, account: str) -> bool:
         """The exact qualifier's policy, judged by the independent oracle (never `permheal.policy`)."""
@@ -330,6 +339,21 @@ class ApiGatewayV2Simulator:
                 return items
 
     # -- CloudWatch Logs --------------------------------------------------------------------------------
+
+    def write_access_log(self, api_id: str, stage: str, context: Mapping[str, Any]) -> str | None:
+        """Render one access-log line from the stage's `AccessLogSettings.Format` and put it to its
+        destination group; None when the stage has no access log.
+
+        The hook for log lines no simulated request produces (an integration role API Gateway cannot
+        assume, a curly apostrophe...): `context` holds `$context.*` values by name without the prefix
+        (`requestId`, `apiId`, `stage`, `routeKey`, `status`, `integrationErrorMessage`,
+        `integration.error`, `authorizer.error`, `httpMethod`, `path`, `protocol`, `requestTime`...).
+        """
+        stage_info = self._stage(api_id, stage)
+        if stage_info is None:
+            raise LookupError(f"API {api_id} has no stage {stage!r}")
+        lines = self._write_access_log(stage_info, {"apiId": api_id, "stage": stage, **context})
+        return lines[0] if lines else None
 
     def _write_access_log(self, stage_info: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, ...]:
         """Render the stage's access-log line and put it to its destination group; () when off."""
