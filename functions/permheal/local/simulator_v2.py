@@ -20,9 +20,7 @@ import base64
 import json
 import os
 import re
-import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +29,7 @@ from botocore.exceptions import ClientError
 from permheal.apiv2 import lambda_uri, stage_uri
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
-from permheal.local import oracle
-from permheal.local.builder import ACCOUNT, World
-from permheal.local.simulator import SimResponse, match_resource
+from permheal.local.simulator import ApiGatewaySimulator, SimResponse, match_resource
 
 INTEGRATION_PERMISSION_ERROR = (
     "The IAM role configured on the integration or API Gateway doesn't have permissions to call the "
@@ -76,38 +72,12 @@ def websocket_log_group(api_id: str, stage: str) -> str:
     return f"/aws/apigateway/{api_id}/{stage}"
 
 
-class ApiGatewayV2Simulator:
-    """Send requests to HTTP and WebSocket APIs in the local AWS, as their clients would."""
+class ApiGatewayV2Simulator(ApiGatewaySimulator):
+    """Send requests to HTTP and WebSocket APIs in the local AWS, as their clients would.
 
-    def __init__(
-        self,
-        source: World | Mapping[str, Any],
-        *,
-        account: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ):
-        self._source = source
-        self._account = account
-        self._clock = clock
-        self._streams: dict[str, str] = {}
-
-    def client(self, service: str) -> Any:
-        if isinstance(self._source, World):
-            return self._source.client(service)
-        return self._source[service]
-
-    @property
-    def region(self) -> str:
-        return str(self.client("apigatewayv2").meta.region_name)
-
-    @property
-    def account(self) -> str:
-        if self._account is None:
-            try:
-                self._account = str(self.client("sts").get_caller_identity()["Account"])
-            except (KeyError, ClientError):
-                self._account = ACCOUNT
-        return self._account
+    Shares the REST simulator's plumbing (clients, account, the oracle's permission check, log
+    streams); `request` here is an HTTP API request (HTTP APIs have no canary: `canary` is ignored).
+    """
 
     # -- HTTP APIs --------------------------------------------------------------------------------------
 
@@ -118,6 +88,8 @@ class ApiGatewayV2Simulator:
         method: str,
         path: str,
         headers: Mapping[str, str] | None = None,
+        *,
+        canary: bool = False,
     ) -> SimResponse:
         """One request to an HTTP API's stage; the access-log line (if the stage logs) is written."""
         request_id = _request_id()
@@ -133,10 +105,10 @@ class ApiGatewayV2Simulator:
             "requestTimeEpoch": int(self._clock() * 1000),
             "identity.sourceIp": "203.0.113.7",
         }
-        stage_info = self._stage(api_id, stage)
+        stage_info = self._stage_info(api_id, stage)
         if stage_info is None:
             return SimResponse(404, {"message": "Not Found"}, request_id)
-        routes = self._items("get_routes", api_id)
+        routes = self._list("get_routes", api_id)
         route = select_http_route(routes, method, path)
         if route is None:
             status, body = 404, {"message": "Not Found"}
@@ -160,7 +132,7 @@ class ApiGatewayV2Simulator:
     ) -> tuple[int, dict[str, Any]]:
         api = ApiRef("aws", self.region, self.account, api_id)
         variables = dict(stage_info.get("StageVariables") or {})
-        denied = self._authorize(api, route, variables, headers, context, HTTP_INTERNAL_ERROR)
+        denied = self._run_authorizer(api, route, variables, headers, context, HTTP_INTERNAL_ERROR)
         if denied is not None:
             return denied
         route_key = str(route["RouteKey"])
@@ -169,7 +141,7 @@ class ApiGatewayV2Simulator:
         else:
             route_method, _, route_path = route_key.partition(" ")
             source_arn = api.method_arn(stage, route_method.upper(), route_path)
-        return self._integrate(api, route, variables, source_arn, context, HTTP_INTERNAL_ERROR)
+        return self._run_integration(api, route, variables, source_arn, context, HTTP_INTERNAL_ERROR)
 
     # -- WebSocket APIs ---------------------------------------------------------------------------------
 
@@ -189,10 +161,10 @@ class ApiGatewayV2Simulator:
         self, api_id: str, stage: str, wanted: str, headers: dict[str, str], *, required: bool
     ) -> SimResponse:
         request_id = _request_id()
-        stage_info = self._stage(api_id, stage)
+        stage_info = self._stage_info(api_id, stage)
         if stage_info is None:
             return SimResponse(403, {"message": "Forbidden"}, request_id)
-        routes = {str(r["RouteKey"]): r for r in self._items("get_routes", api_id)}
+        routes = {str(r["RouteKey"]): r for r in self._list("get_routes", api_id)}
         route = routes.get(wanted)
         if route is None and wanted not in ("$connect", "$disconnect"):
             route = routes.get("$default")
@@ -213,27 +185,27 @@ class ApiGatewayV2Simulator:
         status, body = 200, {"ok": True}
         denied = None
         if route_key == "$connect":
-            denied = self._authorize(api, route, variables, headers, context, WEBSOCKET_INTERNAL_ERROR)
+            denied = self._run_authorizer(api, route, variables, headers, context, WEBSOCKET_INTERNAL_ERROR)
         if denied is not None:
             status, body = denied
         else:
             source_arn = f"{api.prefix}/{stage}/{route_key}"
             failure = WEBSOCKET_INTERNAL_ERROR
-            status, body = self._integrate(api, route, variables, source_arn, context, failure)
+            status, body = self._run_integration(api, route, variables, source_arn, context, failure)
         if context.get("integration.error") or context.get("authorizer.error"):
             lines.append(f"({request_id}) {WEBSOCKET_PERMISSION_FAILURE}")
         lines.append(f"({request_id}) Method completed with status: {status}")
         level = str((stage_info.get("DefaultRouteSettings") or {}).get("LoggingLevel") or "OFF").upper()
         if level in ("INFO", "ERROR"):
             kept = lines if level == "INFO" else [line for line in lines if "Execution failed" in line]
-            self._put(websocket_log_group(api_id, stage), kept)
+            self._put_lines(websocket_log_group(api_id, stage), kept)
         context["status"] = status
         written = self._write_access_log(stage_info, context)
         return SimResponse(status, body, request_id, tuple(lines) + written, route_key)
 
     # -- shared steps -----------------------------------------------------------------------------------
 
-    def _authorize(
+    def _run_authorizer(
         self,
         api: ApiRef,
         route: Mapping[str, Any],
@@ -258,7 +230,7 @@ class ApiGatewayV2Simulator:
             return None  # JWT: validated by API Gateway, no Lambda involved
         allowed = bool(authorizer.get("AuthorizerCredentialsArn"))
         try:
-            function = self._function(authorizer.get("AuthorizerUri"), variables, api.account)
+            function = self._invoked_function(authorizer.get("AuthorizerUri"), variables, api.account)
         except ParseError:
             function = None
         if not allowed and function is not None:
@@ -268,7 +240,7 @@ class ApiGatewayV2Simulator:
         context["authorizer.error"] = AUTHORIZER_PERMISSION_ERROR
         return 500, dict(failure)
 
-    def _integrate(
+    def _run_integration(
         self,
         api: ApiRef,
         route: Mapping[str, Any],
@@ -284,7 +256,7 @@ class ApiGatewayV2Simulator:
             ApiId=api.api_id, IntegrationId=target.split("/", 1)[1]
         )
         try:
-            function = self._function(integration.get("IntegrationUri"), variables, api.account)
+            function = self._invoked_function(integration.get("IntegrationUri"), variables, api.account)
         except ParseError as exc:
             context["integrationErrorMessage"] = context["integration.error"] = str(exc)
             return 500, dict(failure)
@@ -299,7 +271,7 @@ class ApiGatewayV2Simulator:
         context["integration.error"] = INTEGRATION_PERMISSION_ERROR
         return 500, dict(failure)
 
-    def _function(self, uri: Any, variables: dict[str, str], account: str) -> FunctionRef | None:
+    def _invoked_function(self, uri: Any, variables: dict[str, str], account: str) -> FunctionRef | None:
         """The function a Lambda URI invokes on this stage; None for other URIs.
 
         Raises ParseError when a stage variable it needs is not defined (API Gateway answers 500)."""
@@ -308,25 +280,14 @@ class ApiGatewayV2Simulator:
             return None
         return resolve_integration_function(parsed, variables, account)
 
-    def _may_invoke(self, function: FunctionRef, source_arn: str, account: str) -> bool:
-        """The exact qualifier's policy, judged by the independent oracle (never `permheal.policy`)."""
-        try:
-            response = self.client("lambda").get_policy(
-                FunctionName=function.unqualified_arn,
-                **({"Qualifier": function.qualifier} if function.qualifier else {}),
-            )
-        except ClientError:
-            return False
-        return oracle.allows(response["Policy"], function.arn, source_arn, account)
-
-    def _stage(self, api_id: str, stage: str) -> dict[str, Any] | None:
+    def _stage_info(self, api_id: str, stage: str) -> dict[str, Any] | None:
         try:
             stage_info: dict[str, Any] = self.client("apigatewayv2").get_stage(ApiId=api_id, StageName=stage)
         except ClientError:
             return None
         return stage_info
 
-    def _items(self, operation: str, api_id: str) -> list[dict[str, Any]]:
+    def _list(self, operation: str, api_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -349,7 +310,7 @@ class ApiGatewayV2Simulator:
         (`requestId`, `apiId`, `stage`, `routeKey`, `status`, `integrationErrorMessage`,
         `integration.error`, `authorizer.error`, `httpMethod`, `path`, `protocol`, `requestTime`...).
         """
-        stage_info = self._stage(api_id, stage)
+        stage_info = self._stage_info(api_id, stage)
         if stage_info is None:
             raise LookupError(f"API {api_id} has no stage {stage!r}")
         lines = self._write_access_log(stage_info, {"apiId": api_id, "stage": stage, **context})
@@ -361,29 +322,8 @@ class ApiGatewayV2Simulator:
         if not settings.get("DestinationArn") or not settings.get("Format"):
             return ()
         line = access_log_line(str(settings["Format"]), context)
-        self._put(log_group_of(str(settings["DestinationArn"])), [line])
+        self._put_lines(log_group_of(str(settings["DestinationArn"])), [line])
         return (line,)
-
-    def _put(self, group: str, lines: list[str]) -> None:
-        if not lines:
-            return
-        logs = self.client("logs")
-        stream = self._streams.get(group)
-        if stream is None:
-            stream = uuid.uuid4().hex
-            try:
-                logs.create_log_group(logGroupName=group)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
-                    raise
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
-            self._streams[group] = stream
-        timestamp = int(self._clock() * 1000)
-        logs.put_log_events(
-            logGroupName=group,
-            logStreamName=stream,
-            logEvents=[{"timestamp": timestamp, "message": line} for line in lines],
-        )
 
 
 def select_http_route(routes: list[dict[str, Any]], method: str, path: str) -> dict[str, Any] | None:
