@@ -96,7 +96,7 @@ class ApiGateway:
         matches = [api for api in self.list_apis() if api.name == name_or_id]
         if not matches:
             raise NotFoundError(
-                f"no API with id or name {name_or_id!r} in {self.region} (REST, HTTP or WebSocket)"
+                f"no REST API, HTTP API or WebSocket API with id or name {name_or_id!r} in {self.region}"
             )
         if len(matches) > 1:
             ids = ", ".join(f"{api.api_id} ({api.api_type})" for api in matches)
