@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     scan = commands.add_parser(
-        "scan", parents=[aws], help="read-only audit of REST APIs and their Lambda permissions"
+        "scan",
+        parents=[aws],
+        help="read-only audit of REST, HTTP and WebSocket APIs and their Lambda permissions",
     )
     scan.add_argument("--api", action="append", default=[], type=API, metavar="NAME_OR_ID", help="repeatable")
     scan.add_argument("--stage", type=_stage)
@@ -370,7 +372,9 @@ def render_findings(findings: Sequence[Finding]) -> str:
         (
             f.kind.value,
             f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
-            f"{f.method} {f.resource_path}"
+            f.route_key
+            if f.route_key
+            else f"{f.method} {f.resource_path}"
             if f.method
             else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
             _function_label(f.function_arn, f.qualifier),
