@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from permheal.apiv2 import HTTP, LAMBDA_AUTHORIZER_TYPE, V2Route, V2Spec, V2Stage, stage_uri
 from permheal.arns import (
     ApiRef,
     FunctionRef,
@@ -179,6 +180,8 @@ class _Invocation:
     path: str | None = None
     notes: tuple[str, ...] = field(default=())
     authorizer_id: str | None = None
+    api_type: str = "REST"
+    route_key: str | None = None
 
 
 def explain_call(
@@ -222,6 +225,75 @@ def explain_call(
         for traffic, percent, variables, first in shares
     )
     return Explanation(api, api_name, stage.name, call, paths)
+
+
+def explain_v2_call(
+    api: ApiRef,
+    api_name: str,
+    spec: V2Spec,
+    stage: V2Stage,
+    call: Call,
+    read_policy: PolicyReader,
+    scope: Scope = Scope.METHOD,
+) -> Explanation:
+    """An HTTP or WebSocket API's route or authorizer, traced the same way (v2 has no canary)."""
+    invocation = _find_v2(spec, call)
+    deploy = (
+        "auto-deploy" if stage.auto_deploy else f"deployment {stage.deployment_id or '?'}, auto-deploy off"
+    )
+    first = f"{stage.name} ({deploy}) serves the API's current routes"
+    if not stage.auto_deploy:
+        first += " (a change made since its last deployment is not live yet)"
+    path = _path(api, stage.name, invocation, "stage", 100.0, stage.variables, first, read_policy, scope)
+    return Explanation(api, api_name, stage.name, call, (path,), api_type=spec.protocol)
+
+
+def _find_v2(spec: V2Spec, call: Call) -> _Invocation:
+    if call.authorizer_id is not None:
+        authorizer = spec.authorizers.get(call.authorizer_id)
+        users = [r for r in spec.routes if r.authorizer_id == call.authorizer_id]
+        if authorizer is None or not users:
+            raise NotFoundError(f"no route of the API uses authorizer {call.authorizer_id}")
+        return _Invocation(
+            TargetKind.AUTHORIZER,
+            f"authorizer {authorizer.name} ({authorizer.authorizer_id}, used by {users[0].route_key})",
+            authorizer.type,
+            authorizer.uri,
+            authorizer.credentials,
+            authorizer_id=authorizer.authorizer_id,
+            api_type=spec.protocol,
+        )
+    key = str(call.route).strip()
+    routes = {r.route_key: r for r in spec.routes}
+    candidates = [key]
+    if spec.protocol == HTTP and " " in key:
+        candidates += [f"ANY {key.partition(' ')[2]}", "$default"]
+    elif spec.protocol != HTTP:
+        candidates.append("$default")
+    route = next((routes[k] for k in candidates if k in routes), None)
+    if route is None:
+        known = ", ".join(sorted(routes)[:10]) or "nothing"
+        raise NotFoundError(f"the API has no route {key} (it has {known})")
+    return _v2_invocation(
+        spec, route, () if route.route_key == key else (f"the request is served by {route.route_key}",)
+    )
+
+
+def _v2_invocation(spec: V2Spec, route: V2Route, notes: tuple[str, ...]) -> _Invocation:
+    integration = spec.integrations.get(route.integration_id or "")
+    method, path = route.method_and_path(spec.protocol)
+    return _Invocation(
+        TargetKind.INTEGRATION,
+        f"route {route.route_key}",
+        integration.type if integration else "NONE",
+        integration.uri if integration else None,
+        integration.credentials if integration else None,
+        method,
+        path,
+        notes,
+        api_type=spec.protocol,
+        route_key=route.route_key,
+    )
 
 
 def _find(served: ApiSpec, call: Call, working_copy: ApiSpec | None) -> _Invocation:
@@ -300,9 +372,21 @@ def _path(
     steps.extend(Step("note", note) for note in invocation.notes)
     path = TrafficPath(traffic, percent, Verdict.NOT_LAMBDA, ())
     lambda_types = (
-        LAMBDA_AUTHORIZER_TYPES if invocation.kind is TargetKind.AUTHORIZER else LAMBDA_INTEGRATION_TYPES
+        (LAMBDA_AUTHORIZER_TYPES if invocation.api_type == "REST" else (LAMBDA_AUTHORIZER_TYPE,))
+        if invocation.kind is TargetKind.AUTHORIZER
+        else LAMBDA_INTEGRATION_TYPES
     )
-    parsed = parse_integration_uri(invocation.uri or "") if invocation.type in lambda_types else None
+    uri = invocation.uri
+    if invocation.type in lambda_types and uri and uri.startswith("${stageVariables."):
+        steps.append(Step("integration URI", uri))
+        try:
+            uri = stage_uri(uri, variables)
+        except ParseError as exc:
+            steps.append(Step("verdict", f"denied: the URI names no function on this stage ({exc})"))
+            fix = Fix(f"define the stage variable on stage {stage}, or fix the integration URI")
+            return replace(path, verdict=Verdict.DENIED, steps=tuple(steps), fix=fix)
+        invocation = replace(invocation, uri=uri)
+    parsed = parse_integration_uri(uri or "") if invocation.type in lambda_types else None
     if parsed is None:
         steps.append(
             Step("verdict", "not_lambda: this call invokes no Lambda function, no invoke permission applies")
@@ -328,7 +412,15 @@ def _path(
         fix = Fix(f"define the stage variable on stage {stage} (or its canary overrides), or fix the URI")
         return replace(path, verdict=Verdict.DENIED, steps=tuple(steps), fix=fix)
     target = Target(
-        invocation.kind, api, stage, function, invocation.method, invocation.path, invocation.authorizer_id
+        invocation.kind,
+        api,
+        stage,
+        function,
+        invocation.method,
+        invocation.path,
+        invocation.authorizer_id,
+        api_type=invocation.api_type,
+        route_key=invocation.route_key,
     )
     steps.append(
         Step(
@@ -502,20 +594,3 @@ def _fix_lines(fix: Fix, number: int, width: int) -> list[str]:
         lines.append(f"{indent}CloudFormation:")
         lines.extend(f"{indent}  {line}" for line in fix.cloudformation.splitlines())
     return lines
-
-
-def explain(
-    adapters: Any, api_name_or_id: str, stage: str, call: Call, scope: Scope = Scope.METHOD
-) -> Explanation:
-    """Read what the stage serves and the policies it needs (read-only), then trace the call.
-
-    `adapters` is an `engine.Adapters` (typed loosely: this module stays free of boto3 imports).
-    """
-    gateway = adapters.gateway
-    api = gateway.find_api(api_name_or_id)
-    definition = gateway.definition(api, stage)
-    served = next(s for s in definition.stages if s.name == stage)
-    identity = adapters.identity()
-    ref = ApiRef(identity.partition, gateway.region, identity.account, api.api_id)
-    view = StageView(served.name, served.deployment_id, served.variables, served.served, served.canary)
-    return explain_call(ref, api.name, view, call, adapters.policies.read, scope, definition.working_copy)

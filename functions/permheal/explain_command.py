@@ -22,9 +22,14 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser], api: Any, 
 
 
 def _route(value: str) -> str:
+    """`GET /pets/{id}` (REST, HTTP), `$default`, or a WebSocket route key (`$connect`, `sendMessage`)."""
     method, _, path = value.strip().partition(" ")
-    if not method.isalpha() or not path.strip().startswith("/") or len(value) > 2048:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a route like 'GET /pets/{{id}}'")
+    if len(value) > 2048 or not value.isprintable() or not method:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a route like 'GET /pets/{{id}}' or '$default'")
+    if not path:
+        return method
+    if not method.isalpha() or not path.strip().startswith("/"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a route like 'GET /pets/{{id}}' or '$default'")
     return f"{method.upper()} {path.strip()}"
 
 
@@ -34,10 +39,29 @@ def _authorizer(value: str) -> str:
     return value
 
 
+def explain(adapters: Any, api_name_or_id: str, stage: str, call: Any, scope: Any) -> Any:
+    """Read what the stage serves and the policies it needs (read-only), then trace the call."""
+    from permheal.adapters.apigatewayv2 import V2Definition
+    from permheal.arns import ApiRef
+    from permheal.explain import StageView, explain_call, explain_v2_call
+
+    gateway = adapters.gateway
+    api = gateway.find_api(api_name_or_id)
+    definition = gateway.definition(api, stage)
+    identity = adapters.identity()
+    ref = ApiRef(identity.partition, gateway.region, identity.account, api.api_id)
+    if isinstance(definition, V2Definition):
+        (v2_stage,) = (s for s in definition.stages if s.name == stage)
+        return explain_v2_call(ref, api.name, definition.spec, v2_stage, call, adapters.policies.read, scope)
+    (served,) = (s for s in definition.stages if s.name == stage)
+    view = StageView(served.name, served.deployment_id, served.variables, served.served, served.canary)
+    return explain_call(ref, api.name, view, call, adapters.policies.read, scope, definition.working_copy)
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.config import Settings
     from permheal.engine import Adapters
-    from permheal.explain import Call, explain, render
+    from permheal.explain import Call, render
 
     settings = Settings.from_env()
     explanation = explain(
@@ -48,4 +72,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
     else:
         out.write(render(explanation))
-    return explanation.verdict.exit_code
+    code: int = explanation.verdict.exit_code
+    return code
