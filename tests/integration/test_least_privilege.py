@@ -259,11 +259,12 @@ def test_each_role_has_exactly_the_expected_actions(statements: list[tuple[str, 
     for owner, s in statements:
         granted.setdefault(owner, set()).update(_actions(s))
     # When compared with what each step needs
-    # Then nothing more is granted (SummarizeFunction makes no AWS call: it only logs and traces)
+    # Then nothing more is granted (SummarizeFunction only logs and traces, and with
+    # SecurityHubFindings=true imports and reads back its Security Hub findings)
     assert granted == {
         "DetectorFunction": {*BASICS, "states:StartExecution", "sqs:SendMessage"},
         "ResolveTargetsFunction": {*BASICS, "apigateway:GET", "ssm:GetParameter", "dynamodb:PutItem"},
-        "SummarizeFunction": BASICS,
+        "SummarizeFunction": {*BASICS, "securityhub:BatchImportFindings", "securityhub:GetFindings"},
         "RepairPolicyFunction": {
             *BASICS,
             "lambda:GetPolicy",
@@ -399,3 +400,24 @@ def test_ledger_access_is_limited_to_its_own_table(statements: list[tuple[str, d
             else [{"Fn::Sub": "${LedgerTable.Arn}/index/byFunction"}]
         )
         assert _resources(s) == expected
+
+
+def test_security_hub_access_is_optional_and_scoped_to_the_product_and_the_hub(
+    transformed: dict[str, Any], statements: list[tuple[str, dict[str, Any]]]
+) -> None:
+    # Given every statement with a Security Hub action
+    found = [(o, s) for o, s in statements if any(a.startswith("securityhub:") for a in _actions(s))]
+    # Then only the summarize step has them: imports on this account's default product, reads on the hub
+    assert {owner for owner, _ in found} == {"SummarizeFunction"}
+    scoped = {tuple(_actions(s)): _resources(s) for _, s in found}
+    account = "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}"
+    assert scoped == {
+        ("securityhub:BatchImportFindings",): [{"Fn::Sub": f"{account}:product/${{AWS::AccountId}}/default"}],
+        ("securityhub:GetFindings",): [{"Fn::Sub": f"{account}:hub/default"}],
+    }
+    # And the policy exists only when the SecurityHubFindings parameter asks for it
+    policy = transformed["Resources"]["SummarizeSecurityHubPolicy"]
+    assert policy["Condition"] == "UseSecurityHub"
+    assert transformed["Conditions"]["UseSecurityHub"] == {
+        "Fn::Equals": [{"Ref": "SecurityHubFindings"}, "true"]
+    }

@@ -260,6 +260,7 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "FlapWindowHours",
         "DedupeIacStatements",
         "DetectorReservedConcurrency",
+        "SecurityHubFindings",
     }
     assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
 
