@@ -28,14 +28,15 @@ _ICONS = {
     Outcome.FAILED: ":x:",
     Outcome.FLAPPING: ":repeat:",
 }
-_PERSON = (
-    FindingKind.INTEGRATION_ROLE,
-    FindingKind.CROSS_ACCOUNT_FUNCTION,
-    FindingKind.MISSING_FUNCTION,
-    FindingKind.STALE_STATEMENT,
-    FindingKind.POLICY_NEAR_LIMIT,
-    FindingKind.LOGGING_DISABLED,
-)
+NOT_FIXED = {
+    # What a person must look at: the email summary words each; chat lists them under "Needs a person".
+    FindingKind.INTEGRATION_ROLE: "invoked through an IAM role (resource policy not used)",
+    FindingKind.CROSS_ACCOUNT_FUNCTION: "function in another account (not edited)",
+    FindingKind.MISSING_FUNCTION: "function does not exist",
+    FindingKind.STALE_STATEMENT: "grant for a deleted API",
+    FindingKind.POLICY_NEAR_LIMIT: "policy close to the 20 KB limit",
+    FindingKind.LOGGING_DISABLED: "execution logging off (failures cannot be detected)",
+}
 
 
 def escaped_size(value: Any) -> int:
@@ -165,7 +166,7 @@ def _description(result: RemediationResult, kept: int) -> str:
                     f" --statement-id {statement.sid}`"
                 )
         lines += _more(len(changes) - len(changes[:kept]))
-    person = [f for f in result.findings if f.kind in _PERSON]
+    person = [f for f in result.findings if f.kind in NOT_FIXED]
     if person:
         lines += ["", "*Needs a person*"]
         lines += [

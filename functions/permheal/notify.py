@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from permheal.chat import NOT_FIXED as _NOT_FIXED
 from permheal.chat import escaped_size, explain_command, payload
 from permheal.chat import label as _label
 from permheal.chat import subject as _subject
@@ -26,14 +27,6 @@ from permheal.limits import (
 from permheal.models import Change, Finding, FindingKind, Outcome, RemediationResult
 
 SUBJECT_LIMIT = 100
-_NOT_FIXED = {
-    FindingKind.INTEGRATION_ROLE: "invoked through an IAM role (resource policy not used)",
-    FindingKind.CROSS_ACCOUNT_FUNCTION: "function in another account (not edited)",
-    FindingKind.MISSING_FUNCTION: "function does not exist",
-    FindingKind.STALE_STATEMENT: "grant for a deleted API",
-    FindingKind.POLICY_NEAR_LIMIT: "policy close to the 20 KB limit",
-    FindingKind.LOGGING_DISABLED: "execution logging off (failures cannot be detected)",
-}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,15 @@ def published(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     ]
 
 
+def structured(parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The protocol parts of a MessageStructure=json publish, and its chat part validated."""
+    raw = parameters["Message"]
+    message: dict[str, Any] = raw if isinstance(raw, dict) else json.loads(raw)
+    chat: dict[str, Any] = json.loads(message["https"])
+    jsonschema.validate(chat, CHATBOT_SCHEMA)
+    return message, chat
+
+
 def test_a_repair_publishes_the_summary_for_email_and_a_chatbot_notification_for_chat(
     world: Any, stack: Any, petstore: Petstore, inbox: str
 ) -> None:
@@ -35,13 +44,7 @@ def test_a_repair_publishes_the_summary_for_email_and_a_chatbot_notification_for
     # Then one publish carried a structured message: `https` is a valid Chatbot custom notification
     (parameters,) = published(sfn, execution["executionArn"])
     assert parameters["MessageStructure"] == "json"
-    message = (
-        parameters["Message"]
-        if isinstance(parameters["Message"], dict)
-        else json.loads(parameters["Message"])
-    )
-    chat = json.loads(message["https"])
-    jsonschema.validate(chat, CHATBOT_SCHEMA)
+    message, chat = structured(parameters)
     assert chat["content"]["title"].startswith(":white_check_mark: permheal repaired: petstore/prod")
     assert chat["metadata"]["threadId"] == f"permheal-{petstore.api_id}-prod"
     # And subscribers without a protocol part (SQS here, email alike) get the human summary
@@ -62,14 +65,9 @@ def test_the_crash_alert_also_reaches_chat(
     )
     # Then the crash notification is structured too, its chat part a valid custom notification
     (parameters,) = published(sfn, execution["executionArn"])
-    message = (
-        parameters["Message"]
-        if isinstance(parameters["Message"], dict)
-        else json.loads(parameters["Message"])
-    )
-    chat = json.loads(message["https"])
-    jsonschema.validate(chat, CHATBOT_SCHEMA)
+    message, chat = structured(parameters)
     assert "workflow crashed" in chat["content"]["title"]
     assert execution["executionArn"] in chat["content"]["description"]
     (notice,) = received(world, inbox)
+    assert notice.message == message["default"]
     assert "summary exploded" in notice.message
