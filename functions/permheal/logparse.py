@@ -21,6 +21,7 @@ __all__ = [
     "LogLine",
     "RequestTrace",
     "group_by_request",
+    "is_execution_log_group",
     "is_permission_failure",
     "may_be_failure",
     "parse_line",
@@ -55,6 +56,8 @@ _AUTHORIZER_COMPLETED = "Successfully completed authorizer execution"
 _GATEWAY_RESPONSE = "Gateway response type: "
 _GATEWAY_STATUS = " with status code: "
 _METHOD_COMPLETED = "Method completed with status: "
+_WEBSOCKET_ROUTE = "WebSocket Request Route: ["
+"""WebSocket execution logs name the route (`$connect`, `sendmessage`); prefix is the extended id."""
 _FUNCTIONS = "/functions/"
 _INVOCATIONS = "/invocations"
 
@@ -84,6 +87,7 @@ class LineKind(StrEnum):
     ASSUME_ROLE_FAILURE = "assume_role_failure"
     GATEWAY_RESPONSE = "gateway_response"
     METHOD_COMPLETED = "method_completed"
+    WEBSOCKET_ROUTE = "websocket_route"
     HTTP_API_INTEGRATION_FAILURE = "http_api_integration_failure"
     OTHER = "other"
 
@@ -111,6 +115,7 @@ class LogLine:
     status: int | None = None
     gateway_response: str | None = None
     via_authorizer: bool = False
+    route_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,8 @@ class RequestTrace:
     authorizer_failure: bool = False
     assume_role_failure: str | None = None
     status: int | None = None
+    route_key: str | None = None
+    """The WebSocket route the request took (untrusted, narrows only)."""
 
 
 def _shown(value: str) -> str:
@@ -139,6 +146,11 @@ def _shown(value: str) -> str:
     if len(value) > _MAX_SHOWN:
         return repr(value[:_MAX_SHOWN]) + "..."
     return repr(value)
+
+
+def is_execution_log_group(name: str) -> bool:
+    """An execution log group (REST, WebSocket) by its name; anything else may be an access log."""
+    return isinstance(name, str) and name.startswith(_LOG_GROUP_PREFIX)
 
 
 def parse_log_group(name: str) -> tuple[str, str]:
@@ -274,6 +286,14 @@ def _http_api_line(request_id: str | None, message: str) -> LogLine:
     return LogLine(request_id, LineKind.OTHER)
 
 
+def _route(rest: str) -> str | None:
+    """`$connect]` → `$connect`: a route key is printable, has no `]`, and is at most 128 characters."""
+    route, bracket, _ = rest.partition("]")
+    if bracket and 0 < len(route) <= 128 and route.isprintable() and route.strip() == route:
+        return route
+    return None
+
+
 def parse_line(message: str) -> LogLine:
     """Classify one log message; junk becomes OTHER so one odd line never stops a batch."""
     if not isinstance(message, str):
@@ -302,6 +322,8 @@ def parse_line(message: str) -> LogLine:
             gateway_response=_token(response_text.strip()),
             status=_status(status_text),
         )
+    if text.startswith(_WEBSOCKET_ROUTE):
+        return LogLine(request_id, LineKind.WEBSOCKET_ROUTE, route_key=_route(text[len(_WEBSOCKET_ROUTE) :]))
     if text.startswith(_METHOD_COMPLETED):
         return LogLine(request_id, LineKind.METHOD_COMPLETED, status=_status(text[len(_METHOD_COMPLETED) :]))
     if _HTTP_API_MARK in text:
@@ -321,6 +343,7 @@ class _TraceBuilder:
     authorizer_failure: bool = False
     assume_role_failure: str | None = None
     status: int | None = None
+    route_key: str | None = None
     failure_hint: str | None = None
     last_function: str | None = None
     in_authorizer: bool = False
@@ -373,6 +396,8 @@ class _TraceBuilder:
                 self.status = line.status
         elif kind is LineKind.ASSUME_ROLE_FAILURE:
             self.assume_role_failure = line.role_arn or ""
+        elif kind is LineKind.WEBSOCKET_ROUTE and line.route_key is not None:
+            self.route_key = line.route_key
 
     def build(self) -> RequestTrace:
         """Freeze the folded state."""
@@ -386,6 +411,7 @@ class _TraceBuilder:
             authorizer_failure=self.authorizer_failure,
             assume_role_failure=self.assume_role_failure,
             status=self.status,
+            route_key=self.route_key,
         )
 
 

@@ -35,14 +35,20 @@ class Hint:
     resource_path: str | None = None
     authorizer_id: str | None = None
     function: str | None = None
+    route_key: str | None = None
+    """An API Gateway v2 route key (`$connect`, `GET /pets/{id}`, `$default`) from an access or
+    WebSocket execution log line; HTTP route keys also set method and resource_path."""
 
     def to_dict(self) -> dict[str, str | None]:
-        return {
+        data = {
             "method": self.method,
             "resourcePath": self.resource_path,
             "authorizerId": self.authorizer_id,
             "function": self.function,
         }
+        if self.route_key is not None:  # additive: REST hints keep their shape
+            data["routeKey"] = self.route_key
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hint:
@@ -50,7 +56,9 @@ class Hint:
             value = data.get(key)
             return value[:1024] if isinstance(value, str) and value else None
 
-        return cls(text("method"), text("resourcePath"), text("authorizerId"), text("function"))
+        return cls(
+            text("method"), text("resourcePath"), text("authorizerId"), text("function"), text("routeKey")
+        )
 
 
 @dataclass(frozen=True)
