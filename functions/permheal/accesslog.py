@@ -205,7 +205,8 @@ def _clf_fields(text: str) -> dict[str, str | None]:
 
 
 def _valid(value: str | None, pattern: re.Pattern[str]) -> str | None:
-    return value if value is not None and pattern.fullmatch(value) else None
+    """The value when well-formed; `-` is how API Gateway prints an empty variable, so it is absent."""
+    return value if value is not None and value != "-" and pattern.fullmatch(value) else None
 
 
 def _route_key(value: str | None) -> str | None:
