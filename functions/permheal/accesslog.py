@@ -26,19 +26,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from permheal.errors import AmbiguousApiError, NotFoundError
+
 __all__ = [
+    "ACCESS_LOG_FORMAT_ADVICE",
     "ACCESS_LOG_PHRASE",
     "ASSUME_ROLE_PHRASE",
     "AccessFailure",
     "AccessFailureKind",
+    "StageLog",
+    "locate_stage",
+    "log_group_of",
     "may_be_access_failure",
     "parse_access_line",
     "route_hint",
+    "stages_writing_to",
 ]
 
 ACCESS_LOG_PHRASE = "have permissions to call the"
@@ -214,3 +221,62 @@ def _route_key(value: str | None) -> str | None:
     if value is None or value in ("", "-") or len(value) > 2048 or not value.isprintable():
         return None
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class StageLog:
+    """One API stage and where its access log goes (`AccessLogSettings.DestinationArn`), if anywhere."""
+
+    api_id: str
+    stage: str
+    destination_arn: str | None
+
+
+def log_group_of(destination_arn: str | None) -> str | None:
+    """`arn:aws:logs:{region}:{account}:log-group:{name}[:*]` → name; None for anything else (Firehose…)."""
+    if not destination_arn or ":log-group:" not in destination_arn:
+        return None
+    head, _, name = destination_arn.partition(":log-group:")
+    if not head.startswith("arn:") or ":logs:" not in head:
+        return None
+    name = name.removesuffix(":*")
+    return name or None
+
+
+def stages_writing_to(
+    stages: Iterable[StageLog], log_group: str, api_id: str | None = None, stage: str | None = None
+) -> tuple[StageLog, ...]:
+    """The stages whose access log is `log_group`, narrowed by the API id and stage a line names.
+
+    The control plane decides: a line's API id or stage that no stage writing to this group has
+    matches nothing (a forged or stale line), it never adds a stage.
+    """
+    return tuple(
+        s
+        for s in stages
+        if log_group_of(s.destination_arn) == log_group
+        and (api_id is None or s.api_id == api_id)
+        and (stage is None or s.stage == stage)
+    )
+
+
+ACCESS_LOG_FORMAT_ADVICE = (
+    "add $context.apiId and $context.stage to the access-log format (JSON keys apiId and stage)"
+)
+
+
+def locate_stage(
+    stages: Iterable[StageLog], log_group: str, api_id: str | None = None, stage: str | None = None
+) -> StageLog:
+    """The one stage an access-log incident is about; NotFoundError / AmbiguousApiError otherwise."""
+    found = stages_writing_to(stages, log_group, api_id, stage)
+    said = "".join(f" {label} {value!r}" for label, value in (("API", api_id), ("stage", stage)) if value)
+    if not found:
+        raise NotFoundError(f"no API stage{said} writes its access log to log group {log_group!r}")
+    if len(found) > 1:
+        names = ", ".join(f"{s.api_id}/{s.stage}" for s in found[:10])
+        raise AmbiguousApiError(
+            f"{len(found)} API stages write their access logs to {log_group!r} ({names}); "
+            + ACCESS_LOG_FORMAT_ADVICE
+        )
+    return found[0]

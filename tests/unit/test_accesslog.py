@@ -13,10 +13,15 @@ from permheal.accesslog import (
     ASSUME_ROLE_PHRASE,
     AccessFailure,
     AccessFailureKind,
+    StageLog,
+    locate_stage,
+    log_group_of,
     may_be_access_failure,
     parse_access_line,
     route_hint,
+    stages_writing_to,
 )
+from permheal.errors import AmbiguousApiError, NotFoundError
 
 INTEGRATION = (
     "The IAM role configured on the integration or API Gateway doesn't have permissions to call the "
@@ -229,3 +234,38 @@ def test_parse_never_raises_and_reports_only_what_the_prefilter_lets_through(par
     found = parse_access_line(line)
     if found is not None:
         assert may_be_access_failure(line)
+
+
+@pytest.mark.parametrize(
+    ("arn", "expected"),
+    [
+        ("arn:aws:logs:us-east-1:123456789012:log-group:/access/pets", "/access/pets"),
+        ("arn:aws:logs:us-east-1:123456789012:log-group:/access/pets:*", "/access/pets"),
+        ("arn:aws-cn:logs:cn-north-1:123456789012:log-group:api-logs", "api-logs"),
+        ("arn:aws:firehose:us-east-1:123456789012:deliverystream/amazon-apigateway-x", None),
+        ("arn:aws:logs:us-east-1:123456789012:log-group:", None),
+        ("/access/pets", None),
+        (None, None),
+    ],
+)
+def test_log_group_of_a_destination_arn(arn: str | None, expected: str | None) -> None:
+    assert log_group_of(arn) == expected
+
+
+def test_stages_writing_to_a_group_are_narrowed_never_widened_by_the_line() -> None:
+    dest = "arn:aws:logs:us-east-1:123456789012:log-group:/access/shared"
+    stages = [
+        StageLog("api1", "prod", dest),
+        StageLog("api1", "$default", dest + ":*"),
+        StageLog("api2", "prod", "arn:aws:logs:us-east-1:123456789012:log-group:/access/other"),
+        StageLog("api3", "prod", None),
+    ]
+    assert [s.stage for s in stages_writing_to(stages, "/access/shared")] == ["prod", "$default"]
+    assert stages_writing_to(stages, "/access/shared", "api1", "prod") == (stages[0],)
+    assert stages_writing_to(stages, "/access/shared", "api2") == ()  # api2 writes elsewhere
+    assert stages_writing_to(stages, "/access/shared", stage="beta") == ()
+    assert locate_stage(stages, "/access/other") == stages[2]
+    with pytest.raises(AmbiguousApiError, match="api1/prod, api1/\\$default"):
+        locate_stage(stages, "/access/shared")
+    with pytest.raises(NotFoundError, match="API 'api2'"):
+        locate_stage(stages, "/access/shared", "api2")
