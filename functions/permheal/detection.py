@@ -29,6 +29,7 @@ from permheal.accesslog import (
 )
 from permheal.errors import ParseError
 from permheal.logparse import (
+    EXECUTION_LOG_GROUP_PREFIX,
     PERMISSION_FAILURE_PHRASE,
     LineKind,
     RequestTrace,
@@ -146,7 +147,11 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
         return Detection()
     if batch.message_type != "DATA_MESSAGE":
         raise ParseError(f"unknown messageType {batch.message_type!r}")
-    if not is_execution_log_group(batch.log_group):
+    if not is_execution_log_group(batch.log_group) or (
+        # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
+        not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX)
+        and any(parse_access_line(message) is not None for _, message in batch.events)
+    ):
         return _detect_access(batch, window_seconds)
     api_id, stage = parse_log_group(batch.log_group)
     lines = [(ts, parse_line(message)) for ts, message in _failing_requests(batch.events)]

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from permheal.errors import ParseError
 
 __all__ = [
+    "EXECUTION_LOG_GROUP_PREFIX",
     "PERMISSION_FAILURE_PHRASE",
     "LineKind",
     "LogLine",
@@ -32,7 +33,10 @@ __all__ = [
 PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
 """The subscription filter phrase; case-sensitive, as CloudWatch Logs matches it."""
 
-_LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+EXECUTION_LOG_GROUP_PREFIX = _LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+_V2_LOG_GROUP_PREFIX = "/aws/apigateway/"
+"""WebSocket execution logs may also be named `/aws/apigateway/{api}/{stage}` (unverified which one AWS
+uses for WebSocket APIs; both are read as the API and stage they name)."""
 _API_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _CANARY_SUFFIX = "/Canary"
@@ -149,8 +153,18 @@ def _shown(value: str) -> str:
 
 
 def is_execution_log_group(name: str) -> bool:
-    """An execution log group (REST, WebSocket) by its name; anything else may be an access log."""
-    return isinstance(name, str) and name.startswith(_LOG_GROUP_PREFIX)
+    """A REST or WebSocket execution log group by its name; anything else may be an access log."""
+    return isinstance(name, str) and (name.startswith(_LOG_GROUP_PREFIX) or _v2_group(name) is not None)
+
+
+def _v2_group(name: str) -> tuple[str, str] | None:
+    """`/aws/apigateway/{api}/{stage}` → (api, stage) when both parts are well-formed, else None."""
+    if not name.startswith(_V2_LOG_GROUP_PREFIX):
+        return None
+    api_id, slash, stage = name[len(_V2_LOG_GROUP_PREFIX) :].partition("/")
+    if slash and _API_ID.fullmatch(api_id) and _STAGE.fullmatch(stage):
+        return api_id, stage
+    return None
 
 
 def parse_log_group(name: str) -> tuple[str, str]:
@@ -161,6 +175,9 @@ def parse_log_group(name: str) -> tuple[str, str]:
     """
     if not isinstance(name, str):
         raise ParseError(f"log group name must be a string, not {type(name).__name__}")
+    v2 = _v2_group(name)
+    if v2 is not None:
+        return v2
     if not name.startswith(_LOG_GROUP_PREFIX):
         raise ParseError(f"not an API Gateway execution log group: {_shown(name)}")
     rest = name[len(_LOG_GROUP_PREFIX) :]

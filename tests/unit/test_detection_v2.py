@@ -186,3 +186,19 @@ def test_websocket_request_is_an_incident_of_its_api_and_stage_with_the_route_hi
 def test_websocket_error_level_failure_alone_has_no_hints() -> None:
     (incident,) = detect(batch(WEBSOCKET_REQUEST[-1], group=WS_GROUP)).incidents
     assert incident.hints == ()
+
+
+def test_websocket_execution_log_group_may_also_be_named_under_aws_apigateway() -> None:
+    # Given the same WebSocket request logged to `/aws/apigateway/{api}/{stage}`
+    (incident,) = detect(batch(*WEBSOCKET_REQUEST, group="/aws/apigateway/w1s2o3c4k5/production")).incidents
+    # Then it is the same API and stage, and the same execution as under the REST-style name
+    (same,) = detect(batch(*WEBSOCKET_REQUEST, group=WS_GROUP)).incidents
+    assert (incident.api_id, incident.stage, incident.access_log) == ("w1s2o3c4k5", "production", False)
+    assert incident.execution_name == same.execution_name
+
+
+def test_access_log_group_named_like_a_websocket_group_is_read_as_an_access_log() -> None:
+    # Given a user's access-log group that happens to be named /aws/apigateway/{name}/{stage}
+    (incident,) = detect(batch(line(), group="/aws/apigateway/myapi/prod")).incidents
+    # Then its lines decide: an access-log incident of that group
+    assert incident.access_log and incident.log_group == "/aws/apigateway/myapi/prod"
