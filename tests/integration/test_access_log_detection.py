@@ -133,6 +133,7 @@ def test_access_log_lines_reach_the_detector_through_the_subscription_one_execut
         assert sorted(delivered) == ["/access/clf", "/access/json"]
         assert len(delivered["/access/json"]) == 301 and len(delivered["/access/clf"]) == 20
         assert all('status": "200' not in m for m in delivered["/access/json"])
+        assert {r for d in deliveries for r in d.result["roleFailures"]} == {f"arn:aws:iam::{ACCOUNT}:role/r"}
         started = [a for d in deliveries for a in d.result["started"]]
         listed = executions(local.client("stepfunctions"), local.stack.state_machine_arn)
         assert sorted(e["executionArn"] for e in listed) == sorted(started)
