@@ -202,3 +202,22 @@ def test_access_log_group_named_like_a_websocket_group_is_read_as_an_access_log(
     (incident,) = detect(batch(line(), group="/aws/apigateway/myapi/prod")).incidents
     # Then its lines decide: an access-log incident of that group
     assert incident.access_log and incident.log_group == "/aws/apigateway/myapi/prod"
+
+
+def test_websocket_authorizer_failure_as_logged_in_a_real_report_does_not_narrow() -> None:
+    # Given the three lines a WebSocket REQUEST authorizer without permission logged (a public report
+    # from 2020: crosscut.io's "Troubleshooting Pesky API ApiGatewayV2 Authorizer permissions")
+    lines = [
+        "(PDS1PEC4oAMFpyA=) Execution failed due to configuration error: Invalid permissions on Lambda function",
+        "(PDS1PEC4oAMFpyA=) Execution failed due to configuration error: Authorizer error",
+        "(PDS1PEC4oAMFpyA=) Gateway response type: AUTHORIZER_CONFIGURATION_ERROR with status code: 500",
+    ]
+    # When detected
+    (incident,) = detect(batch(*lines, group=WS_GROUP)).incidents
+    # Then it is one failing request of the stage, and no hint narrows the targets (authorizer failure)
+    assert (incident.api_id, incident.stage, incident.failures, incident.hints) == (
+        "w1s2o3c4k5",
+        "production",
+        1,
+        (),
+    )
