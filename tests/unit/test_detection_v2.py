@@ -208,7 +208,8 @@ def test_websocket_authorizer_failure_as_logged_in_a_real_report_does_not_narrow
     # Given the three lines a WebSocket REQUEST authorizer without permission logged (a public report
     # from 2020: crosscut.io's "Troubleshooting Pesky API ApiGatewayV2 Authorizer permissions")
     lines = [
-        "(PDS1PEC4oAMFpyA=) Execution failed due to configuration error: Invalid permissions on Lambda function",
+        "(PDS1PEC4oAMFpyA=) Execution failed due to configuration error: "
+        "Invalid permissions on Lambda function",
         "(PDS1PEC4oAMFpyA=) Execution failed due to configuration error: Authorizer error",
         "(PDS1PEC4oAMFpyA=) Gateway response type: AUTHORIZER_CONFIGURATION_ERROR with status code: 500",
     ]
