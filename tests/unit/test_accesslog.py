@@ -269,3 +269,8 @@ def test_stages_writing_to_a_group_are_narrowed_never_widened_by_the_line() -> N
         locate_stage(stages, "/access/shared")
     with pytest.raises(NotFoundError, match="API 'api2'"):
         locate_stage(stages, "/access/shared", "api2")
+
+
+def test_deeply_nested_json_is_read_as_text_not_a_crash() -> None:
+    line = '{"a":' * 10_000 + json.dumps(INTEGRATION) + "}" * 10_000
+    assert parse_access_line(line) == AccessFailure(INTEG)
