@@ -26,6 +26,7 @@ SECTIONS = (
     "cold_start",
     "time_to_heal",
     "cost_per_incident",
+    "check_time",
 )
 
 
@@ -71,6 +72,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_cold_start(results["cold_start"])
     check_time_to_heal(results["time_to_heal"])
     check_cost(results["cost_per_incident"])
+    check_check_time(results["check_time"])
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
         for row in results["table"]
@@ -164,3 +166,11 @@ def check_cost(cost: dict[str, Any]) -> None:
     assert usd["total"] > 0 and counts["state_transitions"] > 0 and counts["lambda_invocations"] >= 1
     assert counts["sns_publishes"] == 1.0
     assert cost["incidents_per_dollar"] >= 1
+
+
+def check_check_time(check: dict[str, Any]) -> None:
+    templates = check["templates"]
+    # the largest SAM template, the largest other one and a wide API, each checked at least once
+    assert len(templates) >= 3 and len({t["template"] for t in templates}) == len(templates)
+    assert all(all_numbers([t["bytes"], t["first_ms"], t["median_ms"]]) for t in templates)
+    assert all(isinstance(t["findings"], int) and t["findings"] >= 0 for t in templates)
