@@ -322,6 +322,9 @@ def narrow(targets: Sequence[Target], hints: Iterable[Hint]) -> tuple[Target, ..
 def _matches(target: Target, hint: Hint) -> bool:
     if target.kind is not TargetKind.INTEGRATION:
         return False
+    routed = hint.route_key is not None and target.route_key is not None
+    if routed and target.route_key != hint.route_key:
+        return False  # a v2 line names the exact route it took (`$connect`, `GET /pets/{id}`)
     if hint.method is not None and target.method not in (hint.method.upper(), "ANY"):
         return False
     if hint.resource_path is not None and target.resource_path != hint.resource_path:
@@ -332,4 +335,4 @@ def _matches(target: Target, hint: Hint) -> bool:
         except ParseError:
             return True
         return named.name == target.function.name
-    return hint.method is not None or hint.resource_path is not None
+    return hint.method is not None or hint.resource_path is not None or routed
