@@ -55,6 +55,8 @@ def explain_command(finding: Finding, fallback_stage: str | None) -> str | None:
     where = f"--api {finding.api_id} --stage {stage}"
     if finding.authorizer_id:
         return f"permheal explain {where} --authorizer {finding.authorizer_id}"
+    if finding.route_key:  # HTTP and WebSocket routes: `GET /pets/{id}`, `$default`, `$connect`
+        return f'permheal explain {where} --route "{finding.route_key}"'
     if finding.method and finding.resource_path:
         return f'permheal explain {where} --route "{finding.method} {finding.resource_path}"'
     return None
@@ -198,6 +200,8 @@ def _more(count: int) -> list[str]:
 def where(finding: Finding) -> str:
     if finding.authorizer_id:
         return f"authorizer {finding.authorizer_id}"
+    if finding.route_key:
+        return f"route {finding.route_key}"
     return f"{finding.method} {finding.resource_path}"
 
 

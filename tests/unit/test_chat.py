@@ -224,3 +224,27 @@ def test_a_huge_result_keeps_the_chat_payload_and_the_whole_sns_message_within_b
     structured = json.dumps({"default": notice.message, "https": notice.chat})
     assert len(structured.encode()) <= limits.MESSAGE_BUDGET
     assert limits.MESSAGE_BUDGET + limits.REPORT_OVERHEAD <= limits.SNS_MESSAGE_LIMIT
+
+
+def test_http_and_websocket_failures_link_to_explain_by_route_key() -> None:
+    # Given failing calls of a WebSocket $connect route and an HTTP $default route
+    connect = Finding(
+        FindingKind.MISSING_PERMISSION, "ws1", "chat", "prod", function_arn=FN, route_key="$connect"
+    )
+    default = Finding(
+        FindingKind.MISSING_PERMISSION,
+        "h1",
+        "shop",
+        "$default",
+        "ANY",
+        "$default",
+        function_arn=FN,
+        route_key="$default",
+    )
+    result = RemediationResult(Outcome.REPAIRED, "ws1", "prod", "chat", findings=(connect, default))
+    # When the summary is written
+    text = message(result, EXECUTION, "us-east-1")
+    # Then each names its route and the explain command that takes it
+    assert "  - route $connect -> pets" in text
+    assert 'run `permheal explain --api ws1 --stage prod --route "$connect"` to see why' in text
+    assert 'run `permheal explain --api h1 --stage $default --route "$default"` to see why' in text
