@@ -79,7 +79,7 @@ def _matches(pattern: Mapping[str, Any], event: Any) -> bool:
 
 def _value_matches(matcher: Any, value: Any) -> bool:
     if isinstance(matcher, dict) and "exists" in matcher:
-        return (value is not _MISSING) == matcher["exists"]
+        return (value is not _MISSING) is bool(matcher["exists"])
     if value is _MISSING:
         return False
     if isinstance(value, list):
