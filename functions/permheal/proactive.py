@@ -14,6 +14,7 @@ the one run sees the state after the whole burst, however late CloudTrail delive
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,7 +139,10 @@ class Window:
 
     def execution_name(self, api_id: str) -> str:
         """Deterministic per API and window: Step Functions starts it once (80 chars at most)."""
-        return f"proactive-{api_id}-{self.start}"
+        name = f"proactive-{api_id}-{self.start}"
+        if len(name) <= 80:
+            return name
+        return f"proactive-{hashlib.sha256(api_id.encode()).hexdigest()[:32]}-{self.start}"
 
 
 def execution_input(api_id: str, trigger: Trigger, window: Window) -> dict[str, Any]:

@@ -199,8 +199,12 @@ class CloudTrail:
 
     def put(self, event: dict[str, Any]) -> list[Delivery]:
         """Deliver one event (recorded or hand-made) to the rules; wait for its runs when settling."""
-        self.events.append(event)
-        delivered = deliver(self.world, [event])
+        return self.put_many([event])
+
+    def put_many(self, events: list[dict[str, Any]]) -> list[Delivery]:
+        """Deliver events in order (a burst), then wait for the runs they started when settling."""
+        self.events.extend(events)
+        delivered = deliver(self.world, events)
         self.deliveries.extend(delivered)
         if self.settle:
             self.wait([arn for d in delivered for arn in started_by(d)])
