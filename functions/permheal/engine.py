@@ -15,8 +15,10 @@ from typing import Any
 
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
 from permheal.adapters.apigateway import ApiDefinition, ApiGateway, RestApi
+from permheal.adapters.apigatewayv2 import V2Definition
 from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, StaleRevision
 from permheal.adapters.ledger import EntryKind, Ledger, function_key
+from permheal.apiv2 import v2_targets
 from permheal.arns import ApiRef, FunctionRef
 from permheal.audit import flap_guard, record
 from permheal.config import Settings
@@ -196,6 +198,7 @@ class Resolution:
         context = {
             "apiId": self.api.api_id,
             "apiName": self.api.name,
+            "apiType": self.api.api_type,
             "stage": self.stage,
             "dryRun": self.dry_run,
             "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
@@ -230,7 +233,9 @@ class Resolution:
             context = data["context"]
             existing = context.get("existingApiIds")
             return cls(
-                RestApi(context["apiId"], context.get("apiName") or ""),
+                RestApi(
+                    context["apiId"], context.get("apiName") or "", str(context.get("apiType") or "REST")
+                ),
                 context.get("stage"),
                 bool(data["allowed"]),
                 tuple(FunctionGroup.from_dict(g) for g in data.get("groups", [])),
@@ -275,9 +280,19 @@ def resolve(
 
 
 def api_targets(
-    definition: ApiDefinition, identity: Identity, region: str
+    definition: ApiDefinition | V2Definition, identity: Identity, region: str
 ) -> tuple[list[Target], list[Finding]]:
     """What every stage (and its canary) serves; working-copy targets no stage serves are reported."""
+    if isinstance(definition, V2Definition):
+        v2_ref = ApiRef(identity.partition, region, identity.account, definition.api_id)
+        return v2_targets(v2_ref, definition.name, definition.spec, definition.stages)
+    targets, findings = _rest_targets(definition, identity, region)
+    return targets, [f if f.api_type else replace(f, api_type="REST") for f in findings]
+
+
+def _rest_targets(
+    definition: ApiDefinition, identity: Identity, region: str
+) -> tuple[list[Target], list[Finding]]:
     ref = ApiRef(identity.partition, region, identity.account, definition.api.api_id)
     targets: list[Target] = []
     findings: list[Finding] = []
@@ -640,7 +655,10 @@ def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> Remedi
     that needs a human, so it exits 1 like the real run would, and its error says why.
     """
     changes = tuple(r.change for r in repairs if r.change.changed)
-    findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
+    types = {resolution.api.api_id: resolution.api.api_type}
+    findings = tuple(
+        with_api_type(f, types) for f in resolution.findings + tuple(f for r in repairs for f in r.findings)
+    )
     problems = [r.error or r.refusal for r in repairs if (r.error or r.refusal) and not r.flapping]
     flapping = [r.refusal for r in repairs if r.flapping]
     if problems:
@@ -654,6 +672,13 @@ def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> Remedi
     return RemediationResult(
         outcome, resolution.api.api_id, resolution.stage, resolution.api.name, changes, findings, error
     )
+
+
+def with_api_type(finding: Finding, types: dict[str, str]) -> Finding:
+    """The finding with its API's kind when it names a known API (grant findings come without one)."""
+    if finding.api_type or finding.api_id not in types:
+        return finding
+    return replace(finding, api_type=types[str(finding.api_id)])
 
 
 def refused(resolution: Resolution) -> RemediationResult:

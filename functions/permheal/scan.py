@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from permheal.adapters.apigateway import RestApi
 from permheal.arns import ApiRef
-from permheal.engine import Adapters, api_targets, group_by_function, merge_findings
+from permheal.engine import Adapters, api_targets, group_by_function, merge_findings, with_api_type
 from permheal.errors import NotFoundError
 from permheal.models import Finding, FindingKind, Target
 from permheal.planner import PlanOptions, plan_repair
@@ -39,6 +39,7 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
         targets.extend(found)
         findings.extend(api_findings)
     names = {api.api_id: api.name for api in chosen}
+    types = {api.api_id: api.api_type for api in chosen}
     options = replace(options, existing_api_ids=gateway.all_api_ids())
     for group in group_by_function(targets):
         try:
@@ -55,7 +56,7 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
             )
             findings.extend(plan.findings)
     # Two APIs calling one function both see its stale grants and its size: report each once.
-    return list(merge_findings(findings))
+    return [with_api_type(f, types) for f in merge_findings(findings)]
 
 
 def _by_api(targets: Sequence[Target]) -> list[tuple[ApiRef, list[Target]]]:

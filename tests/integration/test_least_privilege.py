@@ -406,13 +406,13 @@ def test_control_plane_reads_are_limited_to_api_listings(
     found = [(owner, s) for owner, s in statements if any(a.startswith("apigateway:") for a in _actions(s))]
     # When its actions and resources are read
     paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
-    # Then the resolver may only GET REST APIs (and their sub-resources) and list v2 API ids; the
+    # Then the resolver may only GET REST, HTTP and WebSocket APIs (and their sub-resources); the
     # proactive trigger GETs REST APIs (names, the fallback scan) and one v2 API by id (its name)
     assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "ProactiveTriggerFunction"}
     assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
     by_owner = {owner: {r["Fn::Sub"].rpartition("::")[2] for r in _resources(s)} for owner, s in found}
     assert by_owner == {
-        "ResolveTargetsFunction": {"/restapis", "/restapis/*", "/apis"},
+        "ResolveTargetsFunction": {"/restapis", "/restapis/*", "/apis", "/apis/*"},
         "ProactiveTriggerFunction": {"/restapis", "/restapis/*", "/apis/*"},
     }
     assert paths == {"/restapis", "/restapis/*", "/apis", "/apis/*"}

@@ -10,6 +10,8 @@ import pytest
 from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 
 CONTRACT_KEYS = {
+    "apiType",  # design.md, "API kinds"
+    "routeKey",
     "kind",
     "apiId",
     "apiName",
