@@ -335,3 +335,32 @@ def test_malformed_forged_and_foreign_account_events_start_nothing_and_never_cra
     assert all("FunctionError" not in response for response in direct)
     assert all(json.loads(r["Payload"].read())["started"] == [] for r in direct)
     assert executions(world.client("stepfunctions"), stack.state_machine_arn) == []
+
+
+# ------------------------------------------------------------------------------ HTTP APIs (v2)
+
+
+def test_an_http_api_built_and_staged_is_repaired_from_its_v2_events_before_any_request(
+    world: World, stack: LocalStack
+) -> None:
+    from tests.integration.support_v2 import http_api, integration, route, simulator, stage
+
+    # Given an allowlisted HTTP API (name shop) built with CloudTrail recording: CreateIntegration,
+    # CreateRoute and CreateStage are apigatewayv2 events naming the API by apiId
+    world.function("orders")
+    api_id = http_api(world, "shop")
+    trail = CloudTrail.attach(world, settle=False)
+    try:
+        target = integration(world, api_id, function_arn("orders"))
+        route(world, api_id, "GET /orders", target)
+        stage(world, api_id, "$default")
+    finally:
+        trail.detach()
+    # When the runs those events started have finished (one per debounce window)
+    runs = sfn_executions(world, stack)
+    # Then every event named the API, the runs were the trigger's, and the first request succeeds
+    assert {d.event["detail"]["eventName"] for d in trail.deliveries} >= {"CreateIntegration", "CreateRoute"}
+    assert all(d.result["apis"] == [api_id] for d in trail.deliveries)
+    assert runs and all(json.loads(e["input"])["source"] == "cloudtrail" for e in runs)
+    assert "repaired" in [o["outcome"] for o in outputs(world, stack)]
+    assert simulator(world).request(api_id, "$default", "GET", "/orders").status == 200
