@@ -159,8 +159,12 @@ def execution_input(api_id: str, trigger: Trigger, window: Window) -> dict[str, 
     }
 
 
-def parse_event(event: Any, *, account: str, region: str) -> Change:
-    """Validate an EventBridge CloudTrail event and say what it changed; Rejected otherwise."""
+def parse_event(event: Any, *, account: str, region: str, own_roles: frozenset[str] = frozenset()) -> Change:
+    """Validate an EventBridge CloudTrail event and say what it changed; Rejected otherwise.
+
+    `own_roles`: IAM role ARNs whose calls are permheal's own (the repair step removing a redundant
+    grant records a RemovePermission too): reacting to them would only start a run with nothing to do.
+    """
     if not isinstance(event, dict):
         raise Rejected("malformed", "the event is not a JSON object")
     detail = event.get("detail")
@@ -181,6 +185,9 @@ def parse_event(event: Any, *, account: str, region: str) -> Change:
     identity = detail.get("userIdentity")
     if not isinstance(identity, dict) or not isinstance(identity.get("type"), str):
         raise Rejected("malformed", "no userIdentity")
+    issuer = ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+    if own_roles and isinstance(issuer, str) and issuer in own_roles:
+        raise Rejected("own-change", "permheal's own call")
     if detail.get("eventType", "AwsApiCall") != "AwsApiCall":
         raise Rejected("unsupported", f"eventType {str(detail.get('eventType'))[:64]!r}")
     if detail.get("errorCode") is not None:

@@ -306,6 +306,10 @@ def _bad_events(api_id: str) -> list[tuple[str, dict[str, Any]]]:
     bad_id["detail"]["requestParameters"]["restApiId"] = {"$ne": None}
     recipient = past_event(api_id)
     recipient["detail"]["recipientAccountId"] = "999999999999"
+    own = past_event(api_id)  # the repair step's own call (its role, as the template names it)
+    own["detail"]["userIdentity"]["sessionContext"] = {
+        "sessionIssuer": {"arn": f"arn:aws:iam::{own['account']}:role/permheal-RepairPolicyFunctionRole"}
+    }
     return [
         ("foreign-account", foreign),
         ("forged", forged_source),
@@ -314,6 +318,7 @@ def _bad_events(api_id: str) -> list[tuple[str, dict[str, Any]]]:
         ("malformed", bad_time),
         ("malformed", bad_id),
         ("foreign-account", recipient),
+        ("own-change", own),
     ]
 
 

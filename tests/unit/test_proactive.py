@@ -257,3 +257,20 @@ def test_a_run_waits_until_its_window_has_closed() -> None:
         "notBefore": "2026-12-05T08:00:31Z",
     }
     assert len(window.execution_name("a" * 64)) <= 80
+
+
+def test_permheal_s_own_calls_start_nothing() -> None:
+    # Given a RemovePermission the repair step made (its role issued the session)
+    role = f"arn:aws:iam::{ACCOUNT}:role/permheal-RepairPolicyFunctionRole"
+    event = lambda_event("RemovePermission20150331v2", {"functionName": "pets", "statementId": "dup"})
+    event["detail"]["userIdentity"]["sessionContext"] = {"sessionIssuer": {"type": "Role", "arn": role}}
+    # When it is parsed knowing permheal's roles
+    with pytest.raises(Rejected) as raised:
+        parse_event(event, account=ACCOUNT, region=REGION, own_roles=frozenset({role}))
+    # Then it is permheal's own change; anyone else's identical call still counts
+    assert raised.value.reason == "own-change"
+    other = f"arn:aws:iam::{ACCOUNT}:role/cdk-deploy"
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = other
+    assert parse_event(event, account=ACCOUNT, region=REGION, own_roles=frozenset({role})).function == (
+        FunctionChange("pets")
+    )

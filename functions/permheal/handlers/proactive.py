@@ -50,6 +50,8 @@ class TriggerDeps:
     scan: Callable[[FunctionChange, Allowlist], frozenset[str]]
     window_seconds: int = DEFAULT_WINDOW_SECONDS
     grace_seconds: int = DEFAULT_GRACE_SECONDS
+    own_roles: frozenset[str] = frozenset()
+    """permheal's own roles: their calls (the repair's RemovePermission) start nothing."""
 
 
 @logger.inject_lambda_context
@@ -61,7 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def handle(event: Any, deps: TriggerDeps) -> dict[str, Any]:
     try:
-        change = parse_event(event, account=deps.account, region=deps.region)
+        change = parse_event(event, account=deps.account, region=deps.region, own_roles=deps.own_roles)
     except Rejected as exc:
         logger.warning("CloudTrail event dropped", extra={"reason": exc.reason, "detail": str(exc)})
         metrics.add_metric(name="ProactiveEventsDropped", unit=MetricUnit.Count, value=1)
@@ -136,6 +138,7 @@ def real_deps(context: Any) -> TriggerDeps:
         scan=lambda function, allowlist: scan_for_function(gateway, function, allowlist, partition, account),
         window_seconds=int(os.environ.get("PERMHEAL_PROACTIVE_WINDOW_SECONDS") or DEFAULT_WINDOW_SECONDS),
         grace_seconds=int(os.environ.get("PERMHEAL_PROACTIVE_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS),
+        own_roles=frozenset(r for r in (os.environ.get("PERMHEAL_OWN_ROLE_ARNS") or "").split(",") if r),
     )
 
 

@@ -98,6 +98,9 @@ def deploy(
             attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
 
     # Conditional functions (the proactive trigger) exist only when their condition holds.
+    for logical, spec in resources.items():
+        if spec["Type"] == "AWS::IAM::Role":  # not created locally (moto does not enforce IAM); named
+            attributes[(logical, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{stack_name}-{logical}"
     specs = {
         logical: spec
         for logical, spec in function_specs(template).items()
