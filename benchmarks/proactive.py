@@ -56,20 +56,11 @@ def healthy_api(world: Any, name: str) -> str:
 
 def breaking_deploy(world: Any, api: str, name: str) -> float:
     """Move GET /pets to {name}-v2 (no permission) and deploy; the epoch ms the deploy began."""
-    from permheal.local.builder import function_arn, integration_uri
+    from permheal.local.demo_proactive import move_integration
 
-    apigw = world.client("apigateway")
-    resource = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/pets")
     began = time.time() * 1000
-    apigw.put_integration(
-        restApiId=api,
-        resourceId=resource,
-        httpMethod="GET",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=integration_uri(function_arn(f"{name}-v2"), world.region),
-    )
-    apigw.create_deployment(restApiId=api, stageName="prod")
+    move_integration(world, api, "/pets", "GET", f"{name}-v2")
+    world.client("apigateway").create_deployment(restApiId=api, stageName="prod")
     return began
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from permheal.adapters.ledger import Ledger
 from permheal.local import lambda_runtime
-from permheal.local.builder import World, function_arn, integration_uri
+from permheal.local.builder import World, function_arn
 from permheal.local.cloudtrail import CloudTrail, cloudtrail_event
+from permheal.local.demo_proactive import move_integration
 from permheal.local.eventbridge import deliver
 from permheal.local.simulator import ApiGatewaySimulator
 from permheal.local.stack import LocalStack, deploy
@@ -76,21 +77,6 @@ def outputs(world: World, stack: LocalStack) -> list[dict[str, Any]]:
     return [json.loads(e.get("output") or "{}") for e in sfn_executions(world, stack)]
 
 
-def move_integration(world: World, petstore: Petstore, function: str) -> None:
-    """Point GET /pets/{petId} at another function (its own policy is empty)."""
-    apigw = world.client("apigateway")
-    resources = apigw.get_resources(restApiId=petstore.api_id)["items"]
-    resource = next(r["id"] for r in resources if r["path"] == "/pets/{petId}")
-    apigw.put_integration(
-        restApiId=petstore.api_id,
-        resourceId=resource,
-        httpMethod="GET",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=integration_uri(function_arn(function)),
-    )
-
-
 def past_event(api_id: str, seconds_ago: int = 120, **fields: Any) -> dict[str, Any]:
     """A CreateDeployment event whose window closed long ago: its run does not wait."""
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds_ago)
@@ -112,7 +98,7 @@ def test_create_deployment_onto_a_function_without_permission_is_repaired_before
 ) -> None:
     # Given the integration moved to a new function that has no permission yet
     world.function("pets-v2")
-    move_integration(world, petstore, "pets-v2")
+    move_integration(world, petstore.api_id, "/pets/{petId}", "GET", "pets-v2")
     # When the change is deployed (CreateDeployment → CloudTrail → rule → trigger → workflow)
     world.client("apigateway").create_deployment(restApiId=petstore.api_id, stageName="prod")
     # Then the very first request succeeds: the repair came from the deploy event, not from a failure
@@ -138,7 +124,7 @@ def test_without_the_deploy_event_the_same_change_breaks_the_first_request(
 ) -> None:
     # Given the same change, with no CloudTrail delivery (what the test above proves is the event's doing)
     world.function("pets-v2")
-    move_integration(world, petstore, "pets-v2")
+    move_integration(world, petstore.api_id, "/pets/{petId}", "GET", "pets-v2")
     world.client("apigateway").create_deployment(restApiId=petstore.api_id, stageName="prod")
     # Then the first request fails and nothing ran
     assert get_pet(world, petstore).status == 500

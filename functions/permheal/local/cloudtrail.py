@@ -22,37 +22,8 @@ from typing import Any
 
 from permheal.local.builder import ACCOUNT
 from permheal.local.eventbridge import Delivery, deliver
+from permheal.proactive import APIGATEWAY_EVENTS
 
-API_GATEWAY_CALLS = frozenset(
-    {
-        "CreateDeployment",
-        "UpdateDeployment",
-        "CreateStage",
-        "UpdateStage",
-        "PutIntegration",
-        "UpdateIntegration",
-        "DeleteIntegration",
-        "PutMethod",
-        "UpdateMethod",
-        "CreateAuthorizer",
-        "UpdateAuthorizer",
-        "PutRestApi",
-        "ImportRestApi",
-    }
-)
-API_GATEWAY_V2_CALLS = frozenset(
-    {
-        "CreateDeployment",
-        "CreateStage",
-        "UpdateStage",
-        "CreateRoute",
-        "UpdateRoute",
-        "CreateIntegration",
-        "UpdateIntegration",
-        "ImportApi",
-        "ReimportApi",
-    }
-)
 LAMBDA_EVENT_NAMES = {
     "CreateAlias": "CreateAlias20150331",
     "UpdateAlias": "UpdateAlias20150331",
@@ -62,10 +33,11 @@ LAMBDA_EVENT_NAMES = {
 }
 """The names Lambda's CloudTrail events carry: the operation plus its API version (aws-facts §8)."""
 _SERVICES = {
-    "apigateway": ("aws.apigateway", "apigateway.amazonaws.com", API_GATEWAY_CALLS),
-    "apigatewayv2": ("aws.apigateway", "apigatewayv2.amazonaws.com", API_GATEWAY_V2_CALLS),
+    "apigateway": ("aws.apigateway", "apigateway.amazonaws.com", frozenset(APIGATEWAY_EVENTS)),
+    "apigatewayv2": ("aws.apigateway", "apigatewayv2.amazonaws.com", frozenset(APIGATEWAY_EVENTS)),
     "lambda": ("aws.lambda", "lambda.amazonaws.com", frozenset(LAMBDA_EVENT_NAMES)),
 }
+"""service → (EventBridge source, CloudTrail eventSource, the calls recorded: those the rule lists)."""
 
 
 def cloudtrail_event(

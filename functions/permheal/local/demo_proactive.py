@@ -46,6 +46,20 @@ class _Prefixed(Timeline):
         self._base.note(text)
 
 
+def move_integration(world: World, api_id: str, path: str, http_method: str, function: str) -> None:
+    """Point a REST method's Lambda proxy integration at another function (PutIntegration)."""
+    apigw = world.client("apigateway")
+    resource = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == path)
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=resource,
+        httpMethod=http_method,
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=integration_uri(function_arn(function), world.region),
+    )
+
+
 def run_proactive(base: Timeline, local: Any, petstore: Petstore) -> dict[str, Any]:
     """Break the API with a deployment, heal it from the deploy event; the summary for `--json`."""
     timeline = _Prefixed(base)
@@ -56,18 +70,8 @@ def run_proactive(base: Timeline, local: Any, petstore: Petstore) -> dict[str, A
     world.function(NEW_FUNCTION)
     trail = CloudTrail.attach(world, settle=False)
     try:
-        apigw = world.client("apigateway")
-        resources = apigw.get_resources(restApiId=petstore.api_id)["items"]
-        proxy = next(r["id"] for r in resources if r["path"] == "/{proxy+}")
-        apigw.put_integration(
-            restApiId=petstore.api_id,
-            resourceId=proxy,
-            httpMethod="ANY",
-            type="AWS_PROXY",
-            integrationHttpMethod="POST",
-            uri=integration_uri(function_arn(NEW_FUNCTION), world.region),
-        )
-        apigw.create_deployment(restApiId=petstore.api_id, stageName=STAGE)
+        move_integration(world, petstore.api_id, "/{proxy+}", "ANY", NEW_FUNCTION)
+        world.client("apigateway").create_deployment(restApiId=petstore.api_id, stageName=STAGE)
     finally:
         trail.detach()
     timeline.emit(
