@@ -407,13 +407,13 @@ def test_control_plane_reads_are_limited_to_api_listings(
     # When its actions and resources are read
     paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
     # Then the resolver may only GET REST, HTTP and WebSocket APIs (and their sub-resources); the
-    # proactive trigger GETs REST APIs (names, the fallback scan) and one v2 API by id (its name)
+    # proactive trigger the same (API names for the allowlist, the bounded scan when not indexed)
     assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "ProactiveTriggerFunction"}
     assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
     by_owner = {owner: {r["Fn::Sub"].rpartition("::")[2] for r in _resources(s)} for owner, s in found}
     assert by_owner == {
         "ResolveTargetsFunction": {"/restapis", "/restapis/*", "/apis", "/apis/*"},
-        "ProactiveTriggerFunction": {"/restapis", "/restapis/*", "/apis/*"},
+        "ProactiveTriggerFunction": {"/restapis", "/restapis/*", "/apis", "/apis/*"},
     }
     assert paths == {"/restapis", "/restapis/*", "/apis", "/apis/*"}
 

@@ -145,7 +145,7 @@ def real_deps(context: Any) -> TriggerDeps:
 def scan_for_function(
     gateway: Any, function: FunctionChange, allowlist: Allowlist, partition: str, account: str
 ) -> frozenset[str]:
-    """The bounded fallback: which allowlisted REST APIs (at most MAX_SCAN_APIS) invoke the function."""
+    """The bounded fallback: which allowlisted APIs (at most MAX_SCAN_APIS, any kind) invoke the function."""
     from permheal.adapters.account import Identity
     from permheal.engine import api_targets
     from permheal.errors import PermhealError
