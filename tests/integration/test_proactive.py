@@ -355,3 +355,44 @@ def test_an_http_api_built_and_staged_is_repaired_from_its_v2_events_before_any_
     assert runs and all(json.loads(e["input"])["source"] == "cloudtrail" for e in runs)
     assert "repaired" in [o["outcome"] for o in outputs(world, stack)]
     assert simulator(world).request(api_id, "$default", "GET", "/orders").status == 200
+
+
+def test_the_one_run_of_a_burst_sees_the_state_after_its_last_event(
+    world: World, stack: LocalStack, petstore: Petstore
+) -> None:
+    # Given the first event of a deploy's burst (the integration moved, not yet deployed), delivered at
+    # once; its window (1 s) closes 3 s from now at the earliest (eventTime 2 s ahead, as a skewed clock)
+    world.function("pets-v2")
+    move_integration(world, petstore.api_id, "/pets/{petId}", "GET", "pets-v2")
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    request = {"restApiId": petstore.api_id}
+    put = cloudtrail_event("aws.apigateway", "apigateway.amazonaws.com", "PutIntegration", request, at=at)
+    (first,) = deliver(world, [put])
+    # When the deployment that serves the change lands, its event in the same window
+    world.client("apigateway").create_deployment(restApiId=petstore.api_id, stageName="prod")
+    deployed_at = datetime.now(UTC)
+    deployed = cloudtrail_event(
+        "aws.apigateway",
+        "apigateway.amazonaws.com",
+        "CreateDeployment",
+        {**request, "stageName": "prod"},
+        at=at,
+    )
+    (second,) = deliver(world, [deployed])
+    # Then there was one run; it waited until its window had closed, after the deployment, and only
+    # then read the API: it repaired the function the deployment serves
+    assert (len(first.result["started"]), second.result["started"], second.result["suppressed"]) == (1, [], 1)
+    (run,) = sfn_executions(world, stack)
+    not_before = datetime.fromisoformat(json.loads(run["input"])["notBefore"].replace("Z", "+00:00"))
+    # moto's Wait sleeps whole seconds (int(delta)): it resumes up to 1 s early, at the window's end
+    window_end = not_before - timedelta(seconds=1)
+    assert deployed_at < window_end  # the deployment happened inside the window
+    events = world.client("stepfunctions").get_execution_history(executionArn=run["executionArn"])["events"]
+    resolved = next(
+        e["timestamp"]
+        for e in events
+        if (e.get("stateEnteredEventDetails") or {}).get("name") == "Resolve targets"
+    )
+    assert resolved >= window_end > deployed_at
+    assert json.loads(run["output"])["outcome"] == "repaired"
+    assert get_pet(world, petstore).status == 200
