@@ -4,23 +4,34 @@ Pure: the adapter (`permheal.adapters.apigatewayv2`) reads routes, integrations,
 stages into these frozen types; `v2_stage_targets` maps one stage onto `Target`s exactly as
 `permheal.targets` does for REST stages, so the planner, dedupe and size budget stay kind-agnostic.
 
-What a v2 stage serves: AWS exports no deployment of a WebSocket API and moto keeps none, so the
-targets are the API's current routes with the stage's variables. That is exact for auto-deploy
-stages (every HTTP `$default` stage SAM and CDK create) and for any stage deployed since its last
-change; a stage with auto-deploy off may lag behind it (a README limit).
+What a v2 stage serves: an auto-deploy stage (every HTTP `$default` stage SAM and CDK create) serves
+the API's current routes, AWS redeploying it on every change. An HTTP stage with auto-deploy off
+serves its deployment's snapshot, read from the stage's OpenAPI export (`served_from_export`), and a
+working copy that differs from it is reported as `undeployed_change`, never granted. AWS exports no
+WebSocket API and GetDeployment shows no routes: a WebSocket stage with auto-deploy off gets the
+current routes' targets plus a finding that it may serve an older deployment; a stage never deployed
+serves nothing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from permheal.arns import ApiRef, parse_integration_uri, substitute_stage_variables
 from permheal.errors import ParseError
 from permheal.models import Finding, FindingKind, Target, TargetKind
-from permheal.targets import LAMBDA_INTEGRATION_TYPES, StageTargets, _function, _unique
+from permheal.openapi import Authorizer, from_export
+from permheal.targets import (
+    LAMBDA_INTEGRATION_TYPES,
+    StageTargets,
+    _function,
+    _lambda_uri,
+    _undeployed,
+    _unique,
+)
 
 HTTP = "HTTP"
 WEBSOCKET = "WEBSOCKET"
@@ -93,6 +104,8 @@ class V2Stage:
     deployment_id: str | None = None
     logging_level: str | None = None
     """WebSocket execution logging (`DefaultRouteSettings.LoggingLevel`); HTTP APIs have none."""
+    served: V2Spec | None = None
+    """What an HTTP stage with auto-deploy off serves (its deployment's export); None: the current API."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,55 @@ class V2Spec:
     routes: tuple[V2Route, ...] = ()
     integrations: Mapping[str, V2Integration] = field(default_factory=dict)
     authorizers: Mapping[str, V2Authorizer] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What could not be read from a stage's export (an authorizer whose id is unknown)."""
+
+
+DEFAULT_ROUTE_PATH = "/$default"
+"""How ExportApi writes the `$default` route: `/$default` with `x-amazon-apigateway-any-method`."""
+
+
+def served_from_export(document: Any, current: V2Spec) -> V2Spec:
+    """What an HTTP stage serves, from its ExportApi (OAS 3.0) document with extensions.
+
+    The export names no ids: routes get their integration as read (under synthetic ids), and
+    authorizers are matched by name to the current ones (`current`), whose ids their grants name;
+    a served authorizer no current one matches is a problem, never a guess.
+
+    Raises ParseError when the document is no OpenAPI document.
+    """
+    known = [
+        Authorizer(a.authorizer_id, a.name, a.type, a.uri, a.credentials)
+        for a in current.authorizers.values()
+    ]
+    exported = from_export(document, known)
+    routes: list[V2Route] = []
+    integrations: dict[str, V2Integration] = {}
+    authorizers: dict[str, V2Authorizer] = {}
+    for index, method in enumerate(exported.methods):
+        is_default = method.path == DEFAULT_ROUTE_PATH and method.method == "ANY"
+        route_key = "$default" if is_default else f"{method.method} {method.path}"
+        target = None
+        if method.integration is not None:
+            integration_id = f"served-{index}"
+            integration = method.integration
+            integrations[integration_id] = V2Integration(
+                integration_id, integration.type, lambda_uri(integration.uri), integration.credentials
+            )
+            target = f"integrations/{integration_id}"
+        authorizer = method.authorizer
+        if authorizer is not None and authorizer.authorizer_id is not None:
+            authorizers[authorizer.authorizer_id] = V2Authorizer(
+                authorizer.authorizer_id,
+                authorizer.name,
+                authorizer.type,
+                lambda_uri(authorizer.uri),
+                authorizer.credentials,
+            )
+            routes.append(V2Route(route_key, target, "CUSTOM", authorizer.authorizer_id))
+        else:
+            routes.append(V2Route(route_key, target))
+    return V2Spec(current.protocol, tuple(routes), integrations, authorizers, exported.problems)
 
 
 def lambda_uri(uri: str | None) -> str | None:
@@ -178,7 +240,10 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
         "stage": stage.name,
         "api_type": spec.protocol,
     }
-    findings: list[Finding] = []
+    findings: list[Finding] = list(_deployment_findings(api, api_name, base, spec, stage))
+    current, spec = spec, stage.served or spec
+    if stage.served is None and not stage.auto_deploy and stage.deployment_id is None:
+        spec = V2Spec(current.protocol)  # never deployed: the stage serves nothing
     targets: list[Target] = []
     used: dict[str, V2Authorizer] = {}
     for route in spec.routes:
@@ -229,6 +294,103 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
     lambda_authorized = any(a.type == LAMBDA_AUTHORIZER_TYPE for a in used.values())
     findings.extend(_logging_findings(base, spec, stage, lambda_authorized))
     return StageTargets(_unique(targets), _unique(findings))
+
+
+def _deployment_findings(
+    api: ApiRef, api_name: str, base: Mapping[str, Any], current: V2Spec, stage: V2Stage
+) -> list[Finding]:
+    """What a stage with auto-deploy off does not serve of the current API (reported, never granted)."""
+    if stage.auto_deploy:
+        return []
+    if stage.served is None:
+        if current.protocol != WEBSOCKET or stage.deployment_id is None:
+            return []
+        return [
+            Finding(
+                FindingKind.UNDEPLOYED_CHANGE,
+                **base,
+                detail=f"auto-deploy is off: the stage serves deployment {stage.deployment_id}, which AWS "
+                "does not export for WebSocket APIs; its targets are read from the current routes, so a "
+                "route changed since that deployment is granted before it is live (redeploy the stage, "
+                "or turn on auto-deploy)",
+            )
+        ]
+    served = stage.served
+    findings = [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=problem) for problem in served.problems]
+    deployed = {
+        (route.route_key, _invokes(served.integrations.get(route.integration_id or "")))
+        for route in served.routes
+    }
+    deployed_authorizers = {
+        (a.authorizer_id, a.type, a.uri, a.credentials) for a in served.authorizers.values()
+    }
+    where = f"stage {stage.name} (deployment {stage.deployment_id})"
+    reported: set[str] = set()
+    for route in current.routes:
+        integration = current.integrations.get(route.integration_id or "")
+        if (
+            integration is not None
+            and integration.type in LAMBDA_INTEGRATION_TYPES
+            and (route.route_key, _invokes(integration)) not in deployed
+            and (uri := _lambda_uri(_stage_uri_or_none(integration.uri, stage.variables))) is not None
+        ):
+            method, path = route.method_and_path(current.protocol)
+            findings.append(
+                replace(
+                    _undeployed(
+                        api,
+                        api_name,
+                        stage.name,
+                        uri,
+                        [stage.variables],
+                        f"route {route.route_key}",
+                        where,
+                        method=method,
+                        resource_path=path,
+                    ),
+                    api_type=current.protocol,
+                    route_key=route.route_key,
+                )
+            )
+        authorizer = current.authorizers.get(route.authorizer_id or "")
+        if (
+            route.authorization_type == "CUSTOM"
+            and authorizer is not None
+            and authorizer.type == LAMBDA_AUTHORIZER_TYPE
+            and authorizer.authorizer_id not in reported
+            and (authorizer.authorizer_id, authorizer.type, authorizer.uri, authorizer.credentials)
+            not in deployed_authorizers
+            and (uri := _lambda_uri(authorizer.uri)) is not None
+        ):
+            reported.add(authorizer.authorizer_id)
+            findings.append(
+                replace(
+                    _undeployed(
+                        api,
+                        api_name,
+                        stage.name,
+                        uri,
+                        [stage.variables],
+                        f"authorizer {authorizer.name} ({authorizer.authorizer_id})",
+                        where,
+                        authorizer_id=authorizer.authorizer_id,
+                    ),
+                    api_type=current.protocol,
+                )
+            )
+    return findings
+
+
+def _invokes(integration: V2Integration | None) -> tuple[str, str | None, str | None] | None:
+    """An integration compared by what it invokes, not by id (the export names no ids)."""
+    return None if integration is None else (integration.type, integration.uri, integration.credentials)
+
+
+def _stage_uri_or_none(uri: str | None, variables: Mapping[str, str]) -> str | None:
+    try:
+        return stage_uri(uri, variables)
+    except ParseError:
+        return None
 
 
 def _logging_findings(

@@ -109,7 +109,7 @@ def spec(**authorizers: V2Authorizer) -> V2Spec:
 def test_stage_targets_resolve_variables_skip_jwt_and_report_roles() -> None:
     # Given an HTTP API spec and a stage mapping alias -> live, logging the errors
     stage = V2Stage(
-        "prod", {"alias": "live"}, "$context.integrationErrorMessage $context.authorizer.error", "arn:g"
+        "prod", {"alias": "live"}, "$context.integrationErrorMessage $context.authorizer.error", "arn:g", True
     )
     # When its targets are computed
     found = v2_stage_targets(API, "shop", spec(), stage)
@@ -126,7 +126,10 @@ def test_stage_targets_resolve_variables_skip_jwt_and_report_roles() -> None:
 
 def test_stage_without_the_variable_is_a_missing_function_finding() -> None:
     found = v2_stage_targets(
-        API, "shop", spec(), V2Stage("dev", {}, "$context.integration.error $context.authorizer.error", "g")
+        API,
+        "shop",
+        spec(),
+        V2Stage("dev", {}, "$context.integration.error $context.authorizer.error", "g", True),
     )
     assert [f.kind for f in found.findings] == [FindingKind.MISSING_FUNCTION, FindingKind.INTEGRATION_ROLE]
 
@@ -163,8 +166,8 @@ def test_websocket_stage_without_execution_logging_is_reported() -> None:
         (V2Route("$default", "integrations/i"),),
         {"i": V2Integration("i", "AWS", lambda_uri(PLAIN))},
     )
-    quiet = v2_stage_targets(API, "chat", ws, V2Stage("prod"))
-    logged = v2_stage_targets(API, "chat", ws, V2Stage("prod", logging_level="ERROR"))
+    quiet = v2_stage_targets(API, "chat", ws, V2Stage("prod", auto_deploy=True))
+    logged = v2_stage_targets(API, "chat", ws, V2Stage("prod", auto_deploy=True, logging_level="ERROR"))
     assert [f.kind for f in quiet.findings] == [FindingKind.LOGGING_DISABLED]
     assert logged.findings == () and [t.source_arn for t in logged.targets] == [f"{PREFIX}/prod/$default"]
 
@@ -178,8 +181,8 @@ def test_integration_uri_that_is_a_stage_variable_resolves_per_stage() -> None:
     )
     logged = "$context.integrationErrorMessage"
     # When a stage defines it as a qualified Lambda ARN, and another does not define it
-    prod = v2_stage_targets(API, "x", whole, V2Stage("prod", {"fn": f"{PLAIN}:live"}, logged, "g"))
-    dev = v2_stage_targets(API, "x", whole, V2Stage("dev", {}, logged, "g"))
+    prod = v2_stage_targets(API, "x", whole, V2Stage("prod", {"fn": f"{PLAIN}:live"}, logged, "g", True))
+    dev = v2_stage_targets(API, "x", whole, V2Stage("dev", {}, logged, "g", True))
     # Then prod invokes pets:live, and dev is a missing-function finding (never a guess)
     assert [t.function.label for t in prod.targets] == ["pets:live"]
     assert dev.targets == () and [f.kind for f in dev.findings] == [FindingKind.MISSING_FUNCTION]
