@@ -299,32 +299,52 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
 def _deployment_findings(
     api: ApiRef, api_name: str, base: Mapping[str, Any], current: V2Spec, stage: V2Stage
 ) -> list[Finding]:
-    """What a stage with auto-deploy off does not serve of the current API (reported, never granted)."""
+    """What a stage with auto-deploy off may serve that permheal cannot read: reported, never guessed."""
     if stage.auto_deploy:
         return []
-    if stage.served is None:
-        if current.protocol != WEBSOCKET or stage.deployment_id is None:
-            return []
-        return [
-            Finding(
-                FindingKind.UNDEPLOYED_CHANGE,
-                **base,
-                detail=f"auto-deploy is off: the stage serves deployment {stage.deployment_id}, which AWS "
-                "does not export for WebSocket APIs; its targets are read from the current routes, so a "
-                "route changed since that deployment is granted before it is live (redeploy the stage, "
-                "or turn on auto-deploy)",
-            )
-        ]
-    served = stage.served
-    findings = [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=problem) for problem in served.problems]
+    if stage.served is not None:
+        return [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=p) for p in stage.served.problems]
+    if current.protocol != WEBSOCKET or stage.deployment_id is None:
+        return []
+    return [
+        Finding(
+            FindingKind.UNDEPLOYED_CHANGE,
+            **base,
+            detail=f"auto-deploy is off: the stage serves deployment {stage.deployment_id}, which AWS "
+            "does not export for WebSocket APIs; its targets are read from the current routes, so a "
+            "route changed since that deployment is granted before it is live (redeploy the stage, "
+            "or turn on auto-deploy)",
+        )
+    ]
+
+
+def v2_undeployed_changes(
+    api: ApiRef, api_name: str, current: V2Spec, stages: Sequence[V2Stage]
+) -> list[Finding]:
+    """Lambda targets of the current API that no stage serves: reported, never granted (as for REST).
+
+    An auto-deploy stage serves the current API, so only an HTTP API whose stages all have
+    auto-deploy off can have any; a WebSocket stage's deployment cannot be read (its own finding).
+    """
+    if not stages or any(stage.auto_deploy or stage.served is None for stage in stages):
+        return []
     deployed = {
-        (route.route_key, _invokes(served.integrations.get(route.integration_id or "")))
-        for route in served.routes
+        (route.route_key, _invokes(stage.served.integrations.get(route.integration_id or "")))
+        for stage in stages
+        if stage.served is not None
+        for route in stage.served.routes
     }
     deployed_authorizers = {
-        (a.authorizer_id, a.type, a.uri, a.credentials) for a in served.authorizers.values()
+        (a.authorizer_id, a.type, a.uri, a.credentials)
+        for stage in stages
+        if stage.served is not None
+        for a in stage.served.authorizers.values()
     }
-    where = f"stage {stage.name} (deployment {stage.deployment_id})"
+    only = stages[0] if len(stages) == 1 else None
+    stage_name = only.name if only else None
+    where = f"stage {only.name} (deployment {only.deployment_id})" if only else "any stage"
+    variables = [stage.variables for stage in stages]
+    findings: list[Finding] = []
     reported: set[str] = set()
     for route in current.routes:
         integration = current.integrations.get(route.integration_id or "")
@@ -332,26 +352,21 @@ def _deployment_findings(
             integration is not None
             and integration.type in LAMBDA_INTEGRATION_TYPES
             and (route.route_key, _invokes(integration)) not in deployed
-            and (uri := _lambda_uri(_stage_uri_or_none(integration.uri, stage.variables))) is not None
+            and (uri := _lambda_uri(_whole_variable_uri(integration.uri, variables))) is not None
         ):
             method, path = route.method_and_path(current.protocol)
-            findings.append(
-                replace(
-                    _undeployed(
-                        api,
-                        api_name,
-                        stage.name,
-                        uri,
-                        [stage.variables],
-                        f"route {route.route_key}",
-                        where,
-                        method=method,
-                        resource_path=path,
-                    ),
-                    api_type=current.protocol,
-                    route_key=route.route_key,
-                )
+            finding = _undeployed(
+                api,
+                api_name,
+                stage_name,
+                uri,
+                variables,
+                f"route {route.route_key}",
+                where,
+                method=method,
+                resource_path=path,
             )
+            findings.append(replace(finding, api_type=current.protocol, route_key=route.route_key))
         authorizer = current.authorizers.get(route.authorizer_id or "")
         if (
             route.authorization_type == "CUSTOM"
@@ -363,21 +378,17 @@ def _deployment_findings(
             and (uri := _lambda_uri(authorizer.uri)) is not None
         ):
             reported.add(authorizer.authorizer_id)
-            findings.append(
-                replace(
-                    _undeployed(
-                        api,
-                        api_name,
-                        stage.name,
-                        uri,
-                        [stage.variables],
-                        f"authorizer {authorizer.name} ({authorizer.authorizer_id})",
-                        where,
-                        authorizer_id=authorizer.authorizer_id,
-                    ),
-                    api_type=current.protocol,
-                )
+            finding = _undeployed(
+                api,
+                api_name,
+                stage_name,
+                uri,
+                variables,
+                f"authorizer {authorizer.name} ({authorizer.authorizer_id})",
+                where,
+                authorizer_id=authorizer.authorizer_id,
             )
+            findings.append(replace(finding, api_type=current.protocol))
     return findings
 
 
@@ -386,11 +397,15 @@ def _invokes(integration: V2Integration | None) -> tuple[str, str | None, str | 
     return None if integration is None else (integration.type, integration.uri, integration.credentials)
 
 
-def _stage_uri_or_none(uri: str | None, variables: Mapping[str, str]) -> str | None:
-    try:
-        return stage_uri(uri, variables)
-    except ParseError:
-        return None
+def _whole_variable_uri(uri: str | None, variables: Sequence[Mapping[str, str]]) -> str | None:
+    """A URI that is a stage variable as a whole, resolved when every stage resolves it the same way."""
+    resolved: set[str | None] = set()
+    for values in variables:
+        try:
+            resolved.add(stage_uri(uri, values))
+        except ParseError:
+            continue
+    return resolved.pop() if len(resolved) == 1 else uri
 
 
 def _logging_findings(
@@ -446,4 +461,5 @@ def v2_targets(
         found = v2_stage_targets(api, api_name, spec, stage)
         targets.extend(found.targets)
         findings.extend(found.findings)
+    findings.extend(v2_undeployed_changes(api, api_name, spec, stages))
     return targets, findings

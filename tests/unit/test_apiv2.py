@@ -3,6 +3,8 @@ targets, and whether an access-log format can show a permission failure."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from permheal.apiv2 import (
@@ -13,7 +15,10 @@ from permheal.apiv2 import (
     V2Stage,
     access_log_gap,
     lambda_uri,
+    served_from_export,
     v2_stage_targets,
+    v2_targets,
+    v2_undeployed_changes,
 )
 from permheal.arnlike import arn_like
 from permheal.arns import ApiRef, FunctionRef
@@ -186,3 +191,85 @@ def test_integration_uri_that_is_a_stage_variable_resolves_per_stage() -> None:
     # Then prod invokes pets:live, and dev is a missing-function finding (never a guess)
     assert [t.function.label for t in prod.targets] == ["pets:live"]
     assert dev.targets == () and [f.kind for f in dev.findings] == [FindingKind.MISSING_FUNCTION]
+
+
+# --------------------------------------------------------------- what a stage without auto-deploy serves
+
+AUTH = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:auth"
+
+
+def export(uri: str, authorizer: str = "auth", authorizer_uri: str = AUTH) -> dict[str, object]:
+    """An HTTP API stage export as ExportApi writes it (OAS 3.0, both extensions)."""
+    integration = {"type": "aws_proxy", "uri": uri, "payloadFormatVersion": "2.0", "httpMethod": "POST"}
+    return {
+        "openapi": "3.0.1",
+        "paths": {
+            "/pets/{id}": {
+                "get": {"security": [{authorizer: []}], "x-amazon-apigateway-integration": integration}
+            },
+            "/$default": {
+                "x-amazon-apigateway-any-method": {
+                    "isDefaultRoute": True,
+                    "x-amazon-apigateway-integration": integration,
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                authorizer: {
+                    "type": "apiKey",
+                    "x-amazon-apigateway-authorizer": {
+                        "type": "request",
+                        "authorizerUri": lambda_uri(authorizer_uri),
+                    },
+                }
+            }
+        },
+    }
+
+
+def current(uri: str) -> V2Spec:
+    return V2Spec(
+        "HTTP",
+        (V2Route("GET /pets/{id}", "integrations/i", "CUSTOM", "a1"), V2Route("$default", "integrations/i")),
+        {"i": V2Integration("i", "AWS_PROXY", lambda_uri(uri))},
+        {"a1": V2Authorizer("a1", "auth", "REQUEST", lambda_uri(AUTH))},
+    )
+
+
+def test_export_is_read_as_routes_with_authorizer_ids_by_name() -> None:
+    # Given a stage export serving pets, behind authorizer `auth`, on a route and on `$default`
+    served = served_from_export(export(PLAIN), current(PLAIN))
+    # Then the route keys, integration and the authorizer's id (from the current authorizers by name)
+    assert [(r.route_key, r.authorizer_id) for r in served.routes] == [
+        ("$default", None),
+        ("GET /pets/{id}", "a1"),
+    ]
+    assert {i.uri for i in served.integrations.values()} == {PATH_FORM}
+    assert served.problems == ()
+    # And an authorizer the current API no longer has is a problem (its id is unknown), not a guess
+    renamed = served_from_export(export(PLAIN, authorizer="old"), current(PLAIN))
+    assert renamed.authorizers == {} and len(renamed.problems) == 1
+
+
+def test_stage_serves_its_export_and_the_differing_working_copy_is_undeployed() -> None:
+    # Given prod (auto-deploy off) serving pets while the working copy invokes pets-v2
+    moved = PLAIN.replace("pets", "pets-v2")
+    prod = V2Stage("prod", access_log_format="$context.integrationErrorMessage $context.authorizer.error")
+    prod = replace(prod, access_log_destination="g", deployment_id="d1")
+    prod = replace(prod, served=served_from_export(export(PLAIN), current(moved)))
+    # When its targets are computed
+    targets, findings = v2_targets(API, "shop", current(moved), [prod])
+    # Then pets (served) is targeted on both routes, and the move is undeployed on the named stage
+    assert {(t.route_key, t.function.name) for t in targets if t.kind is TargetKind.INTEGRATION} == {
+        ("GET /pets/{id}", "pets"),
+        ("$default", "pets"),
+    }
+    undeployed = [f for f in findings if f.kind is FindingKind.UNDEPLOYED_CHANGE]
+    assert {(f.route_key, f.stage, f.function_arn) for f in undeployed} == {
+        ("GET /pets/{id}", "prod", moved),
+        ("$default", "prod", moved),
+    }
+    # And beside an auto-deploy stage (which serves the working copy) nothing is undeployed
+    auto = V2Stage("$default", auto_deploy=True)
+    assert v2_undeployed_changes(API, "shop", current(moved), [prod, auto]) == []

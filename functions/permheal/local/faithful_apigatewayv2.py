@@ -36,7 +36,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from moto.apigatewayv2 import urls as moto_urls
+from moto.apigateway import urls as rest_urls
+from moto.apigatewayv2 import urls as v2_urls
 from moto.apigatewayv2.exceptions import APIGatewayV2Error, BadRequestException
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend, Stage, apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
@@ -436,8 +437,10 @@ def install() -> None:
         for cls, name, replacement in _PATCHES:
             _ORIGINALS[(cls, name)] = cls.__dict__.get(name)
             setattr(cls, name, replacement)
-        for path, handler in _URL_PATHS.items():
-            moto_urls.url_paths.setdefault(path, handler)
+        # moto's REST module serves the v2 paths too, from a copy it made on import: route both
+        for table in (v2_urls.url_paths, rest_urls.url_paths):
+            for path, handler in _URL_PATHS.items():
+                table.setdefault(path, handler)
 
 
 def uninstall() -> None:
@@ -449,8 +452,9 @@ def uninstall() -> None:
             else:
                 setattr(cls, name, original)
         _ORIGINALS.clear()
-        for path in _URL_PATHS:
-            moto_urls.url_paths.pop(path, None)
+        for table in (v2_urls.url_paths, rest_urls.url_paths):
+            for path in _URL_PATHS:
+                table.pop(path, None)
 
 
 def is_installed() -> bool:
