@@ -240,7 +240,7 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
         "stage": stage.name,
         "api_type": spec.protocol,
     }
-    findings: list[Finding] = list(_deployment_findings(api, api_name, base, spec, stage))
+    findings: list[Finding] = _deployment_findings(base, spec, stage)
     current, spec = spec, stage.served or spec
     if stage.served is None and not stage.auto_deploy and stage.deployment_id is None:
         spec = V2Spec(current.protocol)  # never deployed: the stage serves nothing
@@ -296,9 +296,7 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
     return StageTargets(_unique(targets), _unique(findings))
 
 
-def _deployment_findings(
-    api: ApiRef, api_name: str, base: Mapping[str, Any], current: V2Spec, stage: V2Stage
-) -> list[Finding]:
+def _deployment_findings(base: Mapping[str, Any], current: V2Spec, stage: V2Stage) -> list[Finding]:
     """What a stage with auto-deploy off may serve that permheal cannot read: reported, never guessed."""
     if stage.auto_deploy:
         return []
@@ -312,8 +310,8 @@ def _deployment_findings(
             **base,
             detail=f"auto-deploy is off: the stage serves deployment {stage.deployment_id}, which AWS "
             "does not export for WebSocket APIs; its targets are read from the current routes, so a "
-            "route changed since that deployment is granted before it is live (redeploy the stage, "
-            "or turn on auto-deploy)",
+            "route changed since that deployment is granted before it is live while the one it "
+            "replaced is not (redeploy the stage, or turn on auto-deploy)",
         )
     ]
 
