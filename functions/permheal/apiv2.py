@@ -9,8 +9,8 @@ the API's current routes, AWS redeploying it on every change. An HTTP stage with
 serves its deployment's snapshot, read from the stage's OpenAPI export (`served_from_export`), and a
 working copy that differs from it is reported as `undeployed_change`, never granted. AWS exports no
 WebSocket API and GetDeployment shows no routes: a WebSocket stage with auto-deploy off gets the
-current routes' targets plus a finding that it may serve an older deployment; a stage never deployed
-serves nothing.
+current routes' targets (a known limit, in the README: flagging every such stage would make `scan`
+fail on every healthy hand-deployed WebSocket API); a stage never deployed serves nothing.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
         "stage": stage.name,
         "api_type": spec.protocol,
     }
-    findings: list[Finding] = _deployment_findings(base, spec, stage)
+    findings: list[Finding] = _deployment_findings(base, stage)
     current, spec = spec, stage.served or spec
     if stage.served is None and not stage.auto_deploy and stage.deployment_id is None:
         spec = V2Spec(current.protocol)  # never deployed: the stage serves nothing
@@ -296,24 +296,11 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
     return StageTargets(_unique(targets), _unique(findings))
 
 
-def _deployment_findings(base: Mapping[str, Any], current: V2Spec, stage: V2Stage) -> list[Finding]:
-    """What a stage with auto-deploy off may serve that permheal cannot read: reported, never guessed."""
-    if stage.auto_deploy:
+def _deployment_findings(base: Mapping[str, Any], stage: V2Stage) -> list[Finding]:
+    """What a stage's served deployment names that permheal cannot match: reported, never guessed."""
+    if stage.auto_deploy or stage.served is None:
         return []
-    if stage.served is not None:
-        return [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=p) for p in stage.served.problems]
-    if current.protocol != WEBSOCKET or stage.deployment_id is None:
-        return []
-    return [
-        Finding(
-            FindingKind.UNDEPLOYED_CHANGE,
-            **base,
-            detail=f"auto-deploy is off: the stage serves deployment {stage.deployment_id}, which AWS "
-            "does not export for WebSocket APIs; its targets are read from the current routes, so a "
-            "route changed since that deployment is granted before it is live while the one it "
-            "replaced is not (redeploy the stage, or turn on auto-deploy)",
-        )
-    ]
+    return [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=p) for p in stage.served.problems]
 
 
 def v2_undeployed_changes(
@@ -322,7 +309,7 @@ def v2_undeployed_changes(
     """Lambda targets of the current API that no stage serves: reported, never granted (as for REST).
 
     An auto-deploy stage serves the current API, so only an HTTP API whose stages all have
-    auto-deploy off can have any; a WebSocket stage's deployment cannot be read (its own finding).
+    auto-deploy off can have any; a WebSocket stage's deployment cannot be read.
     """
     if not stages or any(stage.auto_deploy or stage.served is None for stage in stages):
         return []
