@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from permheal.adapters.access_logs import AccessLogStages
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
 from permheal.adapters.apigateway import ApiDefinition, ApiGateway, RestApi
 from permheal.adapters.apigatewayv2 import V2Definition
@@ -57,6 +58,8 @@ class Adapters:
     allowlist: Callable[[str], Allowlist]
     sleep: Callable[[float], None] = time.sleep
     ledger: Ledger | None = None
+    access_logs: AccessLogStages | None = None
+    """v2 stages by access-log destination; made on first use (only access-log incidents need it)."""
 
     @classmethod
     def default(cls, ledger_table: str | None = None) -> Adapters:
@@ -88,13 +91,18 @@ def _omitted_count(data: dict[str, Any], key: str) -> int:
 
 @dataclass(frozen=True)
 class ResolveRequest:
-    """Workflow input: an API by id or name, an optional stage, optional log hints."""
+    """Workflow input: an API by id or name, an optional stage, optional log hints.
+
+    An access-log incident (`"logType": "access"`) names its log group and, when the line's format
+    has them, an API id and stage: the stage whose access log that group is gets resolved first.
+    """
 
     api: str
     stage: str | None = None
     hints: tuple[Hint, ...] = ()
     dry_run: bool = False
     source: str = "manual"
+    access_log_group: str | None = None
 
     @classmethod
     def from_event(cls, event: Any) -> ResolveRequest:
@@ -103,7 +111,12 @@ class ResolveRequest:
         if json_size(event) > REQUEST_BUDGET:  # the state carries the input to the end (limits.py)
             raise ParseError(f"execution input must be at most {REQUEST_BUDGET} bytes of JSON")
         api = event.get("apiId") or event.get("apiName")
-        if not isinstance(api, str) or not api.strip() or len(api) > 1024:
+        access_log_group = event.get("logGroup") if event.get("logType") == "access" else None
+        if event.get("logType") == "access":
+            if not isinstance(access_log_group, str) or not 0 < len(access_log_group) <= 512:
+                raise ParseError('an access-log input needs "logGroup" (a log group name)')
+            api = api or ""  # the stage whose access log this group is names the API (resolve)
+        if not isinstance(api, str) or len(api) > 1024 or (access_log_group is None and not api.strip()):
             raise ParseError('execution input needs "apiId" or "apiName" (a non-empty string)')
         stage = event.get("stage")
         if stage is not None and (not isinstance(stage, str) or not stage.strip() or len(stage) > 128):
@@ -120,6 +133,7 @@ class ResolveRequest:
             tuple(Hint.from_dict(h) for h in hints[:100]),
             dry_run,
             str(event.get("source") or "manual")[:64],
+            access_log_group,
         )
 
 
@@ -255,6 +269,8 @@ def resolve(
     adapters: Adapters, request: ResolveRequest, settings: Settings, execution_arn: str = ""
 ) -> Resolution:
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
+    if request.access_log_group is not None:
+        request = locate_access_log_stage(adapters, request, request.access_log_group)
     api = adapters.gateway.find_api(request.api)
     refusal = Resolution(
         api,
@@ -277,6 +293,17 @@ def resolve(
         findings=tuple(findings),
         existing_api_ids=adapters.gateway.all_api_ids(),
     )
+
+
+def locate_access_log_stage(adapters: Adapters, request: ResolveRequest, log_group: str) -> ResolveRequest:
+    """The API and stage whose access log the incident came from, per the control plane.
+
+    The line's API id and stage (untrusted) only narrow the stages writing to that log group.
+    """
+    if adapters.access_logs is None:
+        adapters.access_logs = AccessLogStages(region=adapters.gateway.region)
+    found = adapters.access_logs.locate(log_group, request.api.strip() or None, request.stage)
+    return replace(request, api=found.api_id, stage=found.stage)
 
 
 def api_targets(
