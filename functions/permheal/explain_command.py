@@ -15,7 +15,12 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser], api: Any, 
     explain.add_argument("--api", required=True, type=api, metavar="NAME_OR_ID")
     explain.add_argument("--stage", required=True, type=stage)
     which = explain.add_mutually_exclusive_group(required=True)
-    which.add_argument("--route", type=_route, metavar='"METHOD /path"', help='e.g. "GET /pets/{id}"')
+    which.add_argument(
+        "--route",
+        type=_route,
+        metavar="ROUTE",
+        help='"GET /pets/{id}"; HTTP/WebSocket also "$default", "$connect"',
+    )
     which.add_argument("--authorizer", type=_authorizer, metavar="ID")
     explain.add_argument("--format", choices=("table", "json"), default="table")
     explain.set_defaults(run=run)
