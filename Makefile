@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions tests benchmarks
-	$(BIN)/ruff format --check functions tests benchmarks
+	$(BIN)/ruff check functions permheal_local tests benchmarks
+	$(BIN)/ruff format --check functions permheal_local tests benchmarks
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: $(STAMP)

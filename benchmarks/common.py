@@ -48,8 +48,8 @@ def moto_aws() -> Iterator[None]:
     """moto in process with Lambda policies made faithful to AWS (no permheal stack)."""
     from moto import mock_aws
 
-    from permheal.local import faithful_apigateway, faithful_lambda
-    from permheal.local.aws import MOTO_CONFIG
+    from permheal_local import faithful_apigateway, faithful_lambda
+    from permheal_local.aws import MOTO_CONFIG
 
     with hermetic_env(), mock_aws(config=MOTO_CONFIG):
         installed = faithful_lambda.is_installed()
@@ -180,7 +180,7 @@ def local_stack() -> Iterator[Any]:
     """template.yaml deployed into in-process moto with the real handlers (allowlist `*`)."""
     import warnings
 
-    from permheal.local.aws import local_aws
+    from permheal_local.aws import local_aws
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
@@ -273,12 +273,12 @@ class LambdaUsage:
     mark: int = 0
 
     def start(self) -> None:
-        from permheal.local import lambda_runtime
+        from permheal_local import lambda_runtime
 
         self.mark = len(lambda_runtime.invocations)
 
     def since_start(self) -> dict[str, Any]:
-        from permheal.local import lambda_runtime
+        from permheal_local import lambda_runtime
 
         runs = lambda_runtime.invocations[self.mark :]
         by_function: Counter[str] = Counter(name for name, _ in runs)

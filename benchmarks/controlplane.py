@@ -37,7 +37,7 @@ def build_functions(world: Any) -> None:
 
 def build_api(world: Any, name: str, methods: int, authorizers: int) -> tuple[str, int]:
     """`methods` methods (4 per resource, one import), `authorizers` of them authorized: (id, resources)."""
-    from permheal.local.builder import function_arn, integration_uri
+    from permheal_local.builder import function_arn, integration_uri
 
     plain = methods - authorizers
     verbs = ("get", "post", "put", "delete")
@@ -125,7 +125,7 @@ def scan_account(world: Any, apis: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from permheal.local.builder import World
+    from permheal_local.builder import World
 
     sizes = (10, 30) if quick else (10, 100, 1000)
     authorizer_counts = (1, 3) if quick else (1, 10)

@@ -66,7 +66,7 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from permheal.adapters.aws import forget_clients
-    from permheal.local import faithful_apigateway, faithful_lambda
+    from permheal_local import faithful_apigateway, faithful_lambda
 
     faithful_lambda.install()
     faithful_apigateway.install()
@@ -77,7 +77,7 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def world(aws: None) -> Any:
-    from permheal.local.builder import World
+    from permheal_local.builder import World
 
     return World()
 
@@ -85,8 +85,8 @@ def world(aws: None) -> Any:
 @pytest.fixture
 def stack(world: Any) -> Any:
     """template.yaml deployed into moto with the real handlers behind every Lambda (allowlist: petstore)."""
-    from permheal.local import lambda_runtime
-    from permheal.local.stack import deploy
+    from permheal_local import lambda_runtime
+    from permheal_local.stack import deploy
 
     lambda_runtime.install()
     try:

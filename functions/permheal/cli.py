@@ -222,17 +222,27 @@ def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.local.demo import run_demo
-
-    code: int = run_demo(out, as_json=args.json)
+    code: int = _local_aws_module("demo").run_demo(out, as_json=args.json)
     return code
 
 
 def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.local.server import serve
-
-    serve(args.port, out)
+    _local_aws_module("server").serve(args.port, out)
     return EXIT_OK
+
+
+def _local_aws_module(name: str) -> Any:
+    """A module of the embedded local AWS (package permheal_local), which needs the `local` extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"permheal_local.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] not in ("moto", "permheal_local"):
+            raise
+        raise ConfigError(
+            f"the local AWS needs moto ({exc.name} is missing): pip install 'permheal[local]'"
+        ) from exc
 
 
 def manual_execution_name(api: str) -> str:

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 
 FAILURE = "Execution failed due to configuration error: Invalid permissions on Lambda function"
 

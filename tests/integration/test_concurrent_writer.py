@@ -14,8 +14,8 @@ import pytest
 
 from permheal.adapters.lambda_policy import LambdaPolicies, StaleRevision
 from permheal.arns import FunctionRef
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 
 APIGW = "apigateway.amazonaws.com"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.demo import REQUESTS, run_demo
+from permheal_local.demo import REQUESTS, run_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from permheal.handlers import detect
-from permheal.local.builder import ACCOUNT, REGION
+from permheal_local.builder import ACCOUNT, REGION
 from tests.conftest import load_event
 from tests.integration.support import (
     FAILURE,

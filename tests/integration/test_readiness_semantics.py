@@ -17,10 +17,10 @@ from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.arns import FunctionRef
 from permheal.config import Settings
 from permheal.engine import Adapters, settings_options
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.models import Finding, FindingKind
 from permheal.policy import Policy
 from permheal.scan import scan as scan_api
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.integration.support import allows, build_petstore, received, subscribe_queue
 
 OTHER_ACCOUNT = "210987654321"
@@ -76,7 +76,7 @@ def put_statement(function: str, qualifier: str | None, statement: dict[str, Any
     """Write a statement AddPermission cannot create (a Deny) straight into the faithful Lambda store."""
     from moto.awslambda.utils import get_backend
 
-    from permheal.local import faithful_lambda
+    from permheal_local import faithful_lambda
 
     backend = get_backend(ACCOUNT, REGION)
     with faithful_lambda._LOCK:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import POLICY_SIZE_LIMIT, InvokeRequest, Policy, evaluate, policy_size
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 
 APIGW = "apigateway.amazonaws.com"
 OTHER_ACCOUNT = "210987654321"

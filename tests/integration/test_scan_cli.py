@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 
 CONTRACT_KEYS = {
     "kind",

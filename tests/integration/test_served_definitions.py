@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from permheal.handlers import detect
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name
 from tests.integration.support import allows, dead_letters, log_payload, wait_for_executions
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from permheal.detection import decode, detect
-from permheal.local import faithful_apigateway, faithful_lambda
-from permheal.local.aws import (
+from permheal.targets import Hint
+from permheal_local import faithful_apigateway, faithful_lambda
+from permheal_local.aws import (
     MOTO_CONFIG,
     FilterPattern,
     Subscription,
@@ -24,11 +25,10 @@ from permheal.local.aws import (
     local_aws,
     subscription_from_template,
 )
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name, match_resource
-from permheal.local.stack import TEMPLATE, LocalStack
-from permheal.local.template import load_template
-from permheal.targets import Hint
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name, match_resource
+from permheal_local.stack import TEMPLATE, LocalStack
+from permheal_local.template import load_template
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/apigw-invokes-lambda"
 ALIAS_TARGET = function_arn("pets", "${stageVariables.alias}")

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from permheal.config import Mode, Settings
-from permheal.local.template import (
+from permheal.logparse import PERMISSION_FAILURE_PHRASE
+from permheal.models import Scope
+from permheal_local.template import (
     FunctionSpec,
     TemplateError,
     function_specs,
@@ -26,8 +28,6 @@ from permheal.local.template import (
     resources,
     state_machine_spec,
 )
-from permheal.logparse import PERMISSION_FAILURE_PHRASE
-from permheal.models import Scope
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -676,7 +676,7 @@ def test_outputs_are_the_documented_ones(template: dict[str, Any]) -> None:
     assert outputs["StateMachineArn"]["Value"] == {"Ref": STATE_MACHINE}
 
 
-# ------------------------------------------------------------------------------ permheal.local.template
+# ------------------------------------------------------------------------------ permheal_local.template
 
 SMALL = """\
 Transform: AWS::Serverless-2016-10-31

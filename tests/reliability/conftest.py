@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import World
+from permheal_local.builder import World
 from tests.reliability.report import PROPERTY
 from tests.reliability.support import Faults, create_ledger_table, install_faults
 

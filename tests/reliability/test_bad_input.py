@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from permheal.adapters.ledger import Ledger
-from permheal.local.builder import World, function_arn
+from permheal_local.builder import World, function_arn
 from tests.integration.support import (
     FAILURE,
     build_petstore,

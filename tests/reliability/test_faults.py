@@ -20,9 +20,9 @@ from permheal import engine
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
 from permheal.arns import FunctionRef
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.planner import permheal_sid
 from permheal.policy import Policy, invoke_statement
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.conftest import load_event
 from tests.integration.support import Petstore, build_petstore, retarget, run
 from tests.reliability.conftest import Record

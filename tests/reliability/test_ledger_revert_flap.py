@@ -15,8 +15,8 @@ import pytest
 from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry
 from permheal.config import Settings
 from permheal.engine import Adapters, ResolveRequest, remediate
-from permheal.local.builder import World, function_arn
 from permheal.policy import POLICY_SIZE_LIMIT, policy_size
+from permheal_local.builder import World, function_arn
 from tests.conftest import load_event
 from tests.integration.support import (
     Petstore,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name, response_text
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name, response_text
 
 API_NAME = "petstore"
 STAGE = "prod"
@@ -146,7 +146,7 @@ def _quiet_handlers() -> Iterator[None]:
 
 
 def _run(timeline: Timeline) -> dict[str, Any]:
-    from permheal.local.aws import local_aws
+    from permheal_local.aws import local_aws
 
     timeline.emit("starting", "Starting the Local AWS (moto in this process) and deploying template.yaml ...")
     with local_aws(handler_env=HANDLER_ENV) as local:

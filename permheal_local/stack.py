@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, World
-from permheal.local.template import function_specs, load_template, state_machine_spec
-from permheal.local.template import resources as template_resources
+from permheal_local.builder import ACCOUNT, World
+from permheal_local.template import function_specs, load_template, state_machine_spec
+from permheal_local.template import resources as template_resources
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 _SUB = re.compile(r"\$\{([A-Za-z0-9:._-]+)\}")
 

@@ -1,0 +1,60 @@
+"""The layout keeps its promises: the Lambda package ships no local AWS and has no import cycle."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_PACKAGE = ROOT / "functions" / "permheal"
+LOCAL_ONLY = {"moto", "permheal_local", "cfnlint", "unittest"}
+
+
+def _modules() -> dict[str, Path]:
+    return {
+        ".".join(path.relative_to(LAMBDA_PACKAGE.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        ): path
+        for path in sorted(LAMBDA_PACKAGE.rglob("*.py"))
+    }
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file names in an import statement, wherever the statement is."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_no_lambda_module_imports_the_local_aws(module: str) -> None:
+    """functions/ is the Lambda CodeUri: moto, the local AWS and test tooling must not be in it."""
+    found = {name for name in _imports(_modules()[module]) if name.split(".")[0] in LOCAL_ONLY}
+    assert not found, f"{module} imports {sorted(found)}"
+
+
+def test_the_local_aws_is_a_package_of_its_own_outside_functions() -> None:
+    import permheal_local
+
+    assert Path(permheal_local.__file__).resolve().parent == ROOT / "permheal_local"
+    assert not (LAMBDA_PACKAGE / "local").exists()
+
+
+def test_demo_without_the_local_extra_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI imports the local AWS lazily: without moto, `permheal demo` exits 2 with the install hint."""
+    from permheal.cli import main
+
+    monkeypatch.setitem(sys.modules, "moto", None)
+    monkeypatch.setitem(sys.modules, "permheal_local.demo", None)
+    assert main(["demo"]) == 2
+    assert "pip install 'permheal[local]'" in capsys.readouterr().err
