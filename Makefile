@@ -1,40 +1,80 @@
 # One command sets everything up from nothing: `make test` (tests) or `make demo` (local demo).
+# Every install uses constraints.txt (the exact, tested versions); pyproject.toml keeps ranges.
 PYTHON ?= python3
+# The Lambda runtime's Python: pyenv's 3.12, else python3.12 on PATH.
+PYTHON312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+VENV312 := .venv312
+PIP_FLAGS := --quiet -c constraints.txt
+DEV := $(VENV)/.installed-dev
+LOCAL := $(VENV)/.installed-local
+RUNTIME312 := $(VENV312)/.installed
+BUILD_DIR := build/sam
+export SAM_CLI_TELEMETRY := 0
+export PERMHEAL_PYTHON312 := $(PYTHON312)
 
-.PHONY: install test lint typecheck demo bench reliability clean
+.PHONY: install test lint typecheck sam-check test-py312 demo bench reliability clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# The dev toolchain: tests, linters, mypy, SAM CLI, cfn-lint-serverless.
+$(DEV): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
+	touch $@
 
-lint: $(STAMP)
-	$(BIN)/ruff check functions permheal_local tests benchmarks
-	$(BIN)/ruff format --check functions permheal_local tests benchmarks
+# Only what `permheal demo` needs (moto), not the dev toolchain.
+$(LOCAL): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[local]"
+	touch $@
+
+$(RUNTIME312): pyproject.toml constraints.txt
+	@test -n "$(PYTHON312)" || { echo "python3.12 (the Lambda runtime) not found: set PYTHON312=/path/to/python3.12"; exit 2; }
+	$(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/pip install --quiet --upgrade pip
+	$(VENV312)/bin/pip install $(PIP_FLAGS) -e ".[local]" pytest hypothesis
+	touch $@
+
+install: $(DEV)
+
+lint: $(DEV)
+	$(BIN)/ruff check functions permheal_local tests benchmarks setup.py
+	$(BIN)/ruff format --check functions permheal_local tests benchmarks setup.py
 	$(BIN)/cfn-lint template.yaml
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
+# The deploy tools on the real template: SAM's validator with its linter, the documented `sam build`
+# (settings from samconfig.toml, python3.12 first on PATH) and the serverless rules.
+sam-check: $(DEV)
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found: set PYTHON312=/path/to/python3.12"; exit 2; }
+	$(BIN)/sam validate --lint
+	rm -rf $(BUILD_DIR)
+	PATH="$(dir $(PYTHON312)):$$PATH" $(BIN)/sam build --build-dir $(BUILD_DIR)
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+
+# The handlers and one real-ASL workflow run on Python 3.12, the Lambda runtime.
+test-py312: $(RUNTIME312)
+	$(VENV312)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/integration/test_template.py tests/integration/test_workflow.py \
+		-k "handler_is_importable or detected_failure_is_repaired_on_the_alias"
+
 # The whole suite, reliability included; --reliability-report prints its table at the end.
-test: lint typecheck
+test: lint typecheck sam-check test-py312
 	$(BIN)/pytest -n 2 -q --reliability-report
 
-demo: $(STAMP)
+demo: $(LOCAL)
 	$(BIN)/permheal demo
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m benchmarks.run
 
 # Fault injection and bad-input matrix only: prints the table and writes reliability-report.json.
-reliability: $(STAMP)
+reliability: $(DEV)
 	$(BIN)/pytest -n 2 -q -m reliability --reliability-report
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV312) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,20 @@ from permheal_local.builder import ACCOUNT, World
 from permheal_local.template import function_specs, load_template, state_machine_spec
 from permheal_local.template import resources as template_resources
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def stack_files() -> Path:
+    """The folder holding template.yaml and statemachine/: the wheel's copy, else the checkout.
+
+    A wheel carries them as permheal_local/stack_files/ (setup.py copies them at build time); a
+    checkout or an editable install reads the repository root, where SAM reads them too.
+    """
+    packaged = Path(str(importlib_resources.files("permheal_local") / "stack_files"))
+    if (packaged / "template.yaml").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1]
+
+
+ROOT = stack_files()
 TEMPLATE = ROOT / "template.yaml"
 _SUB = re.compile(r"\$\{([A-Za-z0-9:._-]+)\}")
 

@@ -222,27 +222,19 @@ def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    code: int = _local_aws_module("demo").run_demo(out, as_json=args.json)
+    # The local AWS is a package of its own (permheal_local, the `local` extra), imported only here:
+    # without moto its import raises a ConfigError naming the extra (exit 2, one line).
+    from permheal_local.demo import run_demo
+
+    code: int = run_demo(out, as_json=args.json)
     return code
 
 
 def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
-    _local_aws_module("server").serve(args.port, out)
+    from permheal_local.server import serve
+
+    serve(args.port, out)
     return EXIT_OK
-
-
-def _local_aws_module(name: str) -> Any:
-    """A module of the embedded local AWS (package permheal_local), which needs the `local` extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"permheal_local.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] not in ("moto", "permheal_local"):
-            raise
-        raise ConfigError(
-            f"the local AWS needs moto ({exc.name} is missing): pip install 'permheal[local]'"
-        ) from exc
 
 
 def manual_execution_name(api: str) -> str:

@@ -1,7 +1,6 @@
-"""template.yaml: it lints, it matches the ASL and the code, and its IAM is least privilege.
+"""template.yaml: it lints, it matches the ASL and the code.
 
-The IAM checks walk every policy statement the template declares (function and state machine
-`Policies`, any `AWS::IAM::*` resource), so a new permission fails here until it is argued for.
+Its IAM is proven least privilege on the transformed template in test_least_privilege.py.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import importlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,69 +30,12 @@ from permheal_local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 STATE_MACHINE = "RemediationStateMachine"
-SAM_KINDS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
 STEP_FUNCTIONS = ("ResolveTargetsFunction", "RepairPolicyFunction", "SummarizeFunction")
-ALLOWLIST_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}"
-ANY_FUNCTION_ARN = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}
-# Vended-logs delivery for the state machine: these actions have no resource-level permissions.
-LOG_DELIVERY_ACTIONS = {
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-}
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return load_template(TEMPLATE)
-
-
-@pytest.fixture(scope="module")
-def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(owner logical id, statement) for every IAM statement the template declares."""
-    return list(_statements(template))
-
-
-def _statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for logical_id, resource in resources(template).items():
-        kind, props = resource["Type"], resource.get("Properties", {})
-        documents: list[Any] = []
-        if kind in SAM_KINDS:
-            documents.extend(p for p in _as_list(props.get("Policies") or []) if _is_document(p))
-        elif kind == "AWS::IAM::Role":
-            documents.extend(p["PolicyDocument"] for p in props.get("Policies") or [])
-        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            documents.append(props["PolicyDocument"])
-        for document in documents:
-            for statement in _as_list(document["Statement"]):
-                yield logical_id, statement
-
-
-def _is_document(policy: Any) -> bool:
-    return isinstance(policy, dict) and "Statement" in policy and set(policy) <= {"Version", "Statement"}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    return _as_list(statement.get("Action", []))
-
-
-def _resources(statement: dict[str, Any]) -> list[Any]:
-    return _as_list(statement.get("Resource", []))
-
-
-def _with_action(
-    statements: list[tuple[str, dict[str, Any]]], action: str
-) -> list[tuple[str, dict[str, Any]]]:
-    return [(owner, s) for owner, s in statements if action in _actions(s)]
 
 
 def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -109,13 +50,16 @@ def _placeholders() -> set[str]:
 # ---------------------------------------------------------------------------------------- lint
 
 
-def test_cfn_lint_passes_on_the_template() -> None:
-    # Given the cfn-lint installed next to this interpreter
+@pytest.mark.parametrize(
+    "rules", [[], ["--append-rules", "cfn_lint_serverless.rules"]], ids=["cfn-lint", "serverless"]
+)
+def test_cfn_lint_passes_on_the_template(rules: list[str]) -> None:
+    # Given the cfn-lint installed next to this interpreter (with cfn-lint-serverless's rules or not)
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     assert cfn_lint.exists(), f"cfn-lint is not installed in {cfn_lint.parent}"
     # When it lints the template
     run = subprocess.run(
-        [str(cfn_lint), str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, check=False
+        [str(cfn_lint), str(TEMPLATE), *rules], cwd=ROOT, capture_output=True, text=True, check=False
     )
     # Then it reports nothing (warnings included)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -260,193 +204,6 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(template: dic
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-# ---------------------------------------------------------------------------------------- IAM
-
-
-def test_iam_statements_are_found(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given the walk over the template's IAM policies
-    # When its owners are collected
-    owners = {owner for owner, _ in statements}
-    # Then it saw every role that has permissions (the proofs below are not vacuous)
-    assert owners == {"DetectorFunction", "ResolveTargetsFunction", "RepairPolicyFunction", STATE_MACHINE}
-
-
-def test_sam_policies_are_inline_documents_only(template: dict[str, Any]) -> None:
-    # Given the Policies of every SAM function and state machine
-    policies = [
-        (name, policy)
-        for name, r in resources(template).items()
-        if r["Type"] in SAM_KINDS
-        for policy in _as_list(r["Properties"].get("Policies") or [])
-    ]
-    # When each entry is classified
-    other = [(name, policy) for name, policy in policies if not _is_document(policy)]
-    # Then all are inline statements: no managed policy, no SAM policy template (their actions are unseen)
-    assert policies
-    assert other == []
-
-
-def test_no_iam_action_contains_a_wildcard(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given every IAM statement
-    # When their actions are listed
-    wild = [(owner, action) for owner, s in statements for action in _actions(s) if "*" in action]
-    # Then none is a pattern
-    assert wild == []
-
-
-def test_every_statement_allows_named_actions_on_named_resources(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given every IAM statement
-    # When their shape is checked
-    odd = [
-        (owner, s)
-        for owner, s in statements
-        if s.get("Effect") != "Allow"
-        or {"NotAction", "NotResource", "NotPrincipal"} & set(s)
-        or not _resources(s)
-    ]
-    # Then each is a plain Allow of listed actions on listed resources
-    assert odd == []
-
-
-def test_resource_wildcard_only_for_log_delivery_actions(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given the statements whose Resource is "*"
-    unscoped = [(owner, s) for owner, s in statements if "*" in _resources(s)]
-    # When their actions are listed
-    actions = {action for _, s in unscoped for action in _actions(s)}
-    # Then only the state machine's vended-logs delivery actions, which have no resource-level permissions
-    assert {owner for owner, _ in unscoped} <= {STATE_MACHINE}
-    assert actions <= LOG_DELIVERY_ACTIONS
-
-
-def test_each_role_has_exactly_the_expected_actions(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given every statement by owner
-    granted: dict[str, set[str]] = {}
-    for owner, s in statements:
-        granted.setdefault(owner, set()).update(_actions(s))
-    # When compared with what each step needs
-    # Then nothing more is granted (SummarizeFunction makes no AWS call and has no statement)
-    assert granted == {
-        "DetectorFunction": {"states:StartExecution", "sqs:SendMessage"},
-        "ResolveTargetsFunction": {"apigateway:GET", "ssm:GetParameter", "dynamodb:PutItem"},
-        "RepairPolicyFunction": {
-            "lambda:GetPolicy",
-            "lambda:GetFunctionConfiguration",
-            "lambda:AddPermission",
-            "lambda:RemovePermission",
-            "ssm:GetParameter",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-        },
-        STATE_MACHINE: {"lambda:InvokeFunction", "sns:Publish", *LOG_DELIVERY_ACTIONS},
-    }
-
-
-@pytest.mark.parametrize("action", ["lambda:AddPermission", "lambda:RemovePermission"])
-def test_policy_edits_only_for_the_apigateway_principal(
-    statements: list[tuple[str, dict[str, Any]]], action: str
-) -> None:
-    # Given every statement that allows editing a function's resource policy
-    found = _with_action(statements, action)
-    # When its actions, resources and condition are read
-    # Then it is the repair step's, limited to API Gateway grants on this account's functions
-    assert found, f"no statement allows {action}"
-    for owner, s in found:
-        assert owner == "RepairPolicyFunction"
-        assert set(_actions(s)) <= {"lambda:AddPermission", "lambda:RemovePermission"}
-        assert _resources(s) == [ANY_FUNCTION_ARN]
-        assert s.get("Condition") == {"StringEquals": {"lambda:Principal": "apigateway.amazonaws.com"}}
-
-
-def test_policy_reads_only_on_this_accounts_functions(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given the statements that read function policies and configurations
-    found = _with_action(statements, "lambda:GetPolicy") + _with_action(
-        statements, "lambda:GetFunctionConfiguration"
-    )
-    # When their resources are read
-    # Then they are functions (any qualifier) of this account and region only
-    assert found
-    assert {owner for owner, _ in found} == {"RepairPolicyFunction"}
-    assert all(_resources(s) == [ANY_FUNCTION_ARN] for _, s in found)
-
-
-def test_start_execution_only_on_the_remediation_state_machine(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given the statements that start executions
-    found = _with_action(statements, "states:StartExecution")
-    # When their resources are read
-    # Then only the detector may start, and only this stack's workflow
-    assert [owner for owner, _ in found] == ["DetectorFunction"]
-    assert all(_actions(s) == ["states:StartExecution"] for _, s in found)
-    assert all(_resources(s) == [{"Ref": STATE_MACHINE}] for _, s in found)
-
-
-def test_ssm_access_is_only_get_parameter_on_the_allowlist(
-    template: dict[str, Any], statements: list[tuple[str, dict[str, Any]]]
-) -> None:
-    # Given every statement with an SSM action
-    found = [(owner, s) for owner, s in statements if any(a.startswith("ssm:") for a in _actions(s))]
-    allowlist = resolve_mappings(template, _props(template, "AllowlistParameter")["Name"])
-    # When its actions and resources are read (mappings resolved)
-    # Then it reads exactly the allowlist parameter, nothing else
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
-    for _, s in found:
-        assert _actions(s) == ["ssm:GetParameter"]
-        assert resolve_mappings(template, _resources(s)) == [
-            {"Fn::Sub": [ALLOWLIST_ARN, {"Name": allowlist}]}
-        ]
-
-
-def test_state_machine_may_invoke_only_its_three_step_functions(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given every statement that invokes Lambda functions
-    found = _with_action(statements, "lambda:InvokeFunction")
-    # When their owners and resources are read
-    invoked = [r for _, s in found for r in _resources(s)]
-    # Then only the state machine invokes, and only the three steps
-    assert {owner for owner, _ in found} == {STATE_MACHINE}
-    assert all(_actions(s) == ["lambda:InvokeFunction"] for _, s in found)
-    assert sorted(invoked, key=str) == sorted(({"Fn::GetAtt": [f, "Arn"]} for f in STEP_FUNCTIONS), key=str)
-
-
-def test_state_machine_publishes_only_to_the_notification_topic(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given every statement that publishes to SNS
-    found = _with_action(statements, "sns:Publish")
-    # When their owners and resources are read
-    # Then only the workflow publishes, and only to the stack's topic
-    assert [owner for owner, _ in found] == [STATE_MACHINE]
-    assert all(_resources(s) == [{"Ref": "NotificationTopic"}] for _, s in found)
-
-
-def test_detector_sends_only_to_the_dead_letter_queue(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given every statement that sends SQS messages
-    found = _with_action(statements, "sqs:SendMessage")
-    # When their owners and resources are read
-    # Then only the detector sends, and only to the DLQ
-    assert [owner for owner, _ in found] == ["DetectorFunction"]
-    assert all(_resources(s) == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}] for _, s in found)
-
-
-def test_control_plane_reads_are_limited_to_api_listings(
-    statements: list[tuple[str, dict[str, Any]]],
-) -> None:
-    # Given every API Gateway statement
-    found = [(owner, s) for owner, s in statements if any(a.startswith("apigateway:") for a in _actions(s))]
-    # When its actions and resources are read
-    paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
-    # Then the resolver may only GET REST APIs (and their sub-resources) and list v2 API ids
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction"}
-    assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
-    assert paths == {"/restapis", "/restapis/*", "/apis"}
-
-
 # ---------------------------------------------------------------------------------------- parameters
 
 
@@ -461,6 +218,8 @@ def test_control_plane_reads_are_limited_to_api_listings(
         ("SubscriptionMode", ["account-policy", "log-groups"], "account-policy"),
         # design.md: stale grants removed only when PERMHEAL_PRUNE_STALE=true
         ("PruneStale", ["true", "false"], "false"),
+        # issue 9 defect 10: IaC-owned redundant statements are only reported unless PERMHEAL_DEDUPE_IAC=true
+        ("DedupeIacStatements", ["true", "false"], "false"),
     ],
 )
 def test_parameter_allowed_values_match_design(
@@ -499,8 +258,30 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "IncidentWindowSeconds",
         "FlapThreshold",
         "FlapWindowHours",
+        "DedupeIacStatements",
+        "DetectorReservedConcurrency",
     }
     assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
+
+
+def test_every_parameter_is_in_a_console_group(template: dict[str, Any]) -> None:
+    # Given the console's parameter groups
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    # When their parameters are collected
+    grouped = [name for group in groups for name in group["Parameters"]]
+    # Then every parameter appears exactly once
+    assert sorted(grouped) == sorted(template["Parameters"])
+
+
+@pytest.mark.parametrize("function", ["ResolveTargetsFunction", "RepairPolicyFunction"])
+def test_dedupe_iac_setting_reaches_the_steps_that_plan_removals(
+    template: dict[str, Any], function: str
+) -> None:
+    # Given the function's merged environment
+    environment = function_specs(template)[function].environment
+    # When the IaC dedupe setting is looked up
+    # Then it is the DedupeIacStatements parameter
+    assert environment["PERMHEAL_DEDUPE_IAC"] == {"Ref": "DedupeIacStatements"}
 
 
 def test_allowlist_parameter_exists_only_when_apis_are_allowed(template: dict[str, Any]) -> None:
@@ -832,18 +613,3 @@ def test_resolve_mappings_refuses_a_missing_entry() -> None:
     # Then the typo is reported instead of passing a dict through as a value
     with pytest.raises(TemplateError, match="names no entry"):
         resolve_mappings(template, {"Fn::FindInMap": ["M", "K", "Missing"]})
-
-
-def test_ledger_access_is_limited_to_its_own_table(statements: list[tuple[str, dict[str, Any]]]) -> None:
-    # Given every statement that grants a DynamoDB action
-    found = [(o, s) for o, s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
-    # Then writes go to the ledger table only and queries to its byFunction index only
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
-    for _, s in found:
-        (action,) = _actions(s)
-        expected = (
-            [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
-            if action == "dynamodb:PutItem"
-            else [{"Fn::Sub": "${LedgerTable.Arn}/index/byFunction"}]
-        )
-        assert _resources(s) == expected
