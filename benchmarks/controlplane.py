@@ -73,14 +73,15 @@ def _aws_calls(counter: CallCounter, resources: int) -> int:
 
 def resolve_api(api_id: str, resources: int, methods: int, authorizers: int) -> dict[str, Any]:
     from permheal.config import Settings
-    from permheal.engine import ResolveRequest, resolve
     from permheal.handlers import adapters_for
+    from permheal.workflow.resolve import resolve
+    from permheal.workflow.state import ExecutionInput
 
     settings = Settings()
     counter = CallCounter()
     with counter.installed():
         seconds, resolution = timed(
-            lambda: resolve(adapters_for(_Context(), settings), ResolveRequest(api_id, "prod"), settings)
+            lambda: resolve(adapters_for(_Context(), settings), ExecutionInput(api_id, "prod"), settings)
         )
     targets = sum(len(g.targets) for g in resolution.groups)
     aws_calls = _aws_calls(counter, resources)
@@ -102,9 +103,9 @@ def resolve_api(api_id: str, resources: int, methods: int, authorizers: int) -> 
 
 def scan_account(world: Any, apis: int) -> dict[str, Any]:
     """`permheal scan` over `apis` APIs of 8 methods and 1 authorizer each."""
-    from permheal.engine import Adapters
+    from permheal.adapters.ports import Adapters
     from permheal.planner import PlanOptions
-    from permheal.scan import scan
+    from permheal.workflow.scan import scan
 
     for index in range(apis):
         build_api(world, f"svc-{index:03d}", 8, 1)

@@ -87,10 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.adapters.ports import Adapters
     from permheal.config import Settings
-    from permheal.engine import Adapters
     from permheal.planner import PlanOptions
-    from permheal.scan import scan
+    from permheal.workflow.scan import scan
 
     settings = Settings.from_env()
     findings = scan(
@@ -105,15 +105,17 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _remediate(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.adapters.ports import Adapters
     from permheal.config import Settings
-    from permheal.engine import Adapters, ResolveRequest, remediate
+    from permheal.workflow.in_process import remediate
+    from permheal.workflow.state import ExecutionInput
 
     settings = Settings.from_env()
     if args.local:
         try:
             result = remediate(
                 Adapters.default(settings.ledger_table),
-                ResolveRequest(args.api, args.stage, dry_run=args.dry_run),
+                ExecutionInput(args.api, args.stage, dry_run=args.dry_run),
                 settings,
             )
         except (AwsCallError, ConflictError) as exc:
@@ -125,7 +127,7 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
         arn = args.state_machine_arn or settings.state_machine_arn or find_state_machine()
         workflow = Workflow(arn)
         execution = workflow.start(
-            {"source": "manual", "apiName": args.api, "stage": args.stage, "dryRun": args.dry_run},
+            ExecutionInput(args.api, args.stage, dry_run=args.dry_run).to_event(),
             manual_execution_name(args.api),
         )
         if args.no_wait:
@@ -186,10 +188,10 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _revert(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.engine import Adapters
-    from permheal.revert import revert
+    from permheal.adapters.lambda_policy import LambdaPolicies
+    from permheal.workflow.revert import revert
 
-    result = revert(Adapters.default(), _ledger(), args.change_id)
+    result = revert(LambdaPolicies(), _ledger(), args.change_id)
     if args.format == "json":
         json.dump(result.to_dict(), out, indent=2)
         out.write("\n")

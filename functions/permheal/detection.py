@@ -24,6 +24,7 @@ from permheal.logparse import (
     request_id_of,
 )
 from permheal.targets import Hint
+from permheal.workflow.state import ExecutionInput
 
 DEFAULT_WINDOW_SECONDS = 900
 MAX_HINTS = 20
@@ -79,15 +80,16 @@ class Incident:
         return f"{_NAME_UNSAFE.sub('_', self.api_id)[:30]}-{digest}-{self.window_start}"
 
     def execution_input(self) -> dict[str, Any]:
-        return {
-            "source": "logs",
-            "apiId": self.api_id,
-            "stage": self.stage,
-            "hints": [h.to_dict() for h in self.hints],
-            "logGroup": self.log_group,
-            "detectedAt": datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
-            "failures": self.failures,
-        }
+        return ExecutionInput(
+            self.api_id,
+            self.stage,
+            self.hints,
+            source="logs",
+            by_id=True,
+            log_group=self.log_group,
+            detected_at=datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
+            failures=self.failures,
+        ).to_event()
 
 
 @dataclass(frozen=True)

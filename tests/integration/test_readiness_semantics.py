@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from permheal.adapters.lambda_policy import LambdaPolicies
+from permheal.adapters.ports import Adapters
 from permheal.arns import FunctionRef
 from permheal.config import Settings
-from permheal.engine import Adapters, settings_options
 from permheal.models import Finding, FindingKind
 from permheal.policy import Policy
-from permheal.scan import scan as scan_api
+from permheal.workflow.repair import settings_options
+from permheal.workflow.scan import scan as scan_api
 from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.integration.support import allows, build_petstore, received, subscribe_queue
 

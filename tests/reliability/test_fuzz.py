@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from permheal import arns, detection, logparse
-from permheal.engine import FunctionGroup, Resolution, ResolveRequest, result_from_state
 from permheal.errors import PermhealError
 from permheal.models import Scope
 from permheal.openapi import authorizers_from_list, from_resources
 from permheal.planner import PlanOptions, plan_repair, policy_after
 from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invoke_statement
 from permheal.targets import stage_targets
+from permheal.workflow.outcome import result_from_state
+from permheal.workflow.state import ExecutionInput, FunctionGroup, Resolution
 from tests.reliability.conftest import Record
 from tests.reliability.support import lost_grants
 
@@ -466,11 +467,11 @@ def test_execution_input_parser_returns_a_request_or_a_typed_error(record: Recor
     )
 
     def check(event: Any) -> None:
-        request = ResolveRequest.from_event(event)
+        request = ExecutionInput.from_event(event)
         assert request.api.strip() == request.api and request.api
         json.dumps([h.to_dict() for h in request.hints])
 
-    run_fuzz(record, "engine.ResolveRequest.from_event", inputs | json_values, check)
+    run_fuzz(record, "workflow.ExecutionInput.from_event", inputs | json_values, check)
 
 
 def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) -> None:
@@ -495,7 +496,10 @@ def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) 
         },
     )
     run_fuzz(
-        record, "engine.result_from_state / Resolution / FunctionGroup.from_dict", states | json_values, check
+        record,
+        "result_from_state / Resolution / FunctionGroup.from_dict",
+        states | json_values,
+        check,
     )
 
 

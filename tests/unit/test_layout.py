@@ -61,3 +61,65 @@ def test_demo_without_the_local_extra_says_how_to_get_it(
     monkeypatch.setitem(sys.modules, "moto", None)
     assert main(["demo"]) == 2
     assert "pip install 'permheal[local]'" in capsys.readouterr().err
+
+
+def _graph() -> dict[str, set[str]]:
+    """permheal module → the permheal modules it imports (anywhere in the file, TYPE_CHECKING too)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        graph[module] = set()
+        for name in _imports(path):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module and name.startswith("permheal."):
+                graph[module].add(name)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as a path (first module repeated at the end), or [] when there is none."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for nxt in sorted(graph[module]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[module] = 2
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return []
+
+
+def test_the_lambda_package_has_no_import_cycle() -> None:
+    assert _cycle(_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert _cycle(graph) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if m.startswith("permheal.workflow")))
+def test_each_workflow_module_imports_on_its_own(module: str) -> None:
+    """Imported first in a fresh interpreter, each step module loads (an import cycle would fail here)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(LAMBDA_PACKAGE.parent), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

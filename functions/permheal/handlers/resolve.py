@@ -8,9 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.config import Settings
-from permheal.engine import ResolveRequest, resolve
 from permheal.handlers import adapters_for
 from permheal.observability import logger, metrics, tracer
+from permheal.workflow.resolve import resolve
+from permheal.workflow.state import ExecutionInput
 
 
 @logger.inject_lambda_context
@@ -18,7 +19,7 @@ from permheal.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event if isinstance(event, dict) else {}
-    request = ResolveRequest.from_event(payload.get("request"))
+    request = ExecutionInput.from_event(payload.get("request"))
     settings = Settings.from_env()
     execution_arn = str(payload.get("executionArn") or "")
     resolution = resolve(adapters_for(context, settings), request, settings, execution_arn)

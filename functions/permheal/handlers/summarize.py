@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from permheal.engine import result_from_state
 from permheal.notify import notification
 from permheal.observability import logger, metrics, tracer
+from permheal.workflow.outcome import result_from_state
 
 
 @logger.inject_lambda_context
