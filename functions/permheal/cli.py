@@ -88,11 +88,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.adapters.ports import Adapters
-    from permheal.config import Settings
+    from permheal.config import CliSettings
     from permheal.planner import PlanOptions
     from permheal.workflow.scan import scan
 
-    settings = Settings.from_env()
+    settings = CliSettings.from_env().workflow
     findings = scan(
         Adapters.default(settings.ledger_table), args.api, args.stage, PlanOptions(settings.scope)
     )
@@ -106,11 +106,12 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
 def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.adapters.ports import Adapters
-    from permheal.config import Settings
+    from permheal.config import CliSettings
     from permheal.workflow.in_process import remediate
     from permheal.workflow.state import ExecutionInput
 
-    settings = Settings.from_env()
+    cli = CliSettings.from_env()
+    settings = cli.workflow
     if args.local:
         try:
             result = remediate(
@@ -124,7 +125,7 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     else:
         from permheal.adapters.workflow import Workflow, find_state_machine
 
-        arn = args.state_machine_arn or settings.state_machine_arn or find_state_machine()
+        arn = args.state_machine_arn or cli.state_machine_arn or find_state_machine(cli.stack_name)
         workflow = Workflow(arn)
         execution = workflow.start(
             ExecutionInput(args.api, args.stage, dry_run=args.dry_run).to_event(),
@@ -143,12 +144,12 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _ledger() -> Any:
-    import os
-
     from permheal.adapters.ledger import Ledger
     from permheal.adapters.workflow import find_stack_output
+    from permheal.config import CliSettings
 
-    return Ledger(os.environ.get("PERMHEAL_LEDGER_TABLE") or find_stack_output("LedgerTableName"))
+    cli = CliSettings.from_env()
+    return Ledger(cli.workflow.ledger_table or find_stack_output(cli.stack_name, "LedgerTableName"))
 
 
 def _function_key(text: str | None) -> str | None:

@@ -1,4 +1,14 @@
-"""Settings, read and validated once from the environment (never at import time)."""
+"""Every environment variable permheal reads, parsed and validated once, one settings type per entry point.
+
+- Settings: the workflow steps (resolve, repair) and what `remediate --local` / `scan` plan with;
+- DetectorSettings: the detector Lambda;
+- SummarySettings: the summarize step (only the region, so a bad planning variable never stops on-call
+  from hearing about the run);
+- CliSettings: the command line (the workflow's settings plus where the deployed stack is).
+
+Never read at import time. The SDK's own variables (AWS_PROFILE, AWS_ENDPOINT_URL) stay with boto3
+and the client factory (adapters/aws.py).
+"""
 
 from __future__ import annotations
 
@@ -26,8 +36,6 @@ class Settings:
     allowlist_param: str = "/permheal/allowed-apis"
     prune_stale: bool = False
     consolidate: bool = False
-    state_machine_arn: str | None = None
-    topic_arn: str | None = None
     max_write_attempts: int = 5
     ledger_table: str | None = None
     flap_threshold: int = 3
@@ -44,8 +52,6 @@ class Settings:
             allowlist_param=env.get("PERMHEAL_ALLOWLIST_PARAM") or "/permheal/allowed-apis",
             prune_stale=_flag(env, "PERMHEAL_PRUNE_STALE"),
             consolidate=_flag(env, "PERMHEAL_CONSOLIDATE"),
-            state_machine_arn=env.get("PERMHEAL_STATE_MACHINE_ARN") or None,
-            topic_arn=env.get("PERMHEAL_TOPIC_ARN") or None,
             ledger_table=env.get("PERMHEAL_LEDGER_TABLE") or None,
             flap_threshold=_positive(env, "PERMHEAL_FLAP_THRESHOLD", 3),
             flap_window_hours=_positive(env, "PERMHEAL_FLAP_WINDOW_HOURS", 24),
@@ -55,6 +61,54 @@ class Settings:
     def dry_run(self, requested: bool = False) -> bool:
         """An execution may ask to be drier than the deployment, never wetter."""
         return self.mode is Mode.DRY_RUN or requested
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    state_machine_arn: str
+    dead_letter_queue_url: str
+    incident_window_seconds: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DetectorSettings:
+        from permheal.detection import DEFAULT_WINDOW_SECONDS
+
+        env = os.environ if environ is None else environ
+        state_machine = env.get("PERMHEAL_STATE_MACHINE_ARN")
+        queue = env.get("PERMHEAL_DEAD_LETTER_QUEUE_URL")
+        if not state_machine or not queue:
+            raise ConfigError("PERMHEAL_STATE_MACHINE_ARN and PERMHEAL_DEAD_LETTER_QUEUE_URL must be set")
+        window = _positive(env, "PERMHEAL_INCIDENT_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS)
+        return cls(state_machine, queue, window)
+
+
+@dataclass(frozen=True)
+class SummarySettings:
+    region: str = "us-east-1"
+    """For the console link of the notification (Lambda sets AWS_REGION)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SummarySettings:
+        env = os.environ if environ is None else environ
+        return cls(env.get("AWS_REGION") or "us-east-1")
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    workflow: Settings
+    state_machine_arn: str | None = None
+    """Else the deployed stack's StateMachineArn output."""
+    stack_name: str = "permheal"
+    """The deployed stack whose outputs name the state machine and the ledger table."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CliSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            Settings.from_env(env),
+            env.get("PERMHEAL_STATE_MACHINE_ARN") or None,
+            env.get("PERMHEAL_STACK_NAME") or "permheal",
+        )
 
 
 def _enum(kind: type[E], env: Mapping[str, str], name: str, default: E) -> E:

@@ -6,12 +6,12 @@ follows never carries the repairs and the summary together.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from permheal.config import SummarySettings
 from permheal.notify import notification
 from permheal.observability import logger, metrics, tracer
 from permheal.workflow.outcome import result_from_state
@@ -23,5 +23,4 @@ from permheal.workflow.outcome import result_from_state
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = result_from_state(event.get("state"))
     metrics.add_metric(name=f"Outcome_{result.outcome.value}", unit=MetricUnit.Count, value=1)
-    region = os.environ.get("AWS_REGION", "us-east-1")
-    return notification(result, event.get("executionArn"), region).to_dict()
+    return notification(result, event.get("executionArn"), SummarySettings.from_env().region).to_dict()
