@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -327,7 +328,7 @@ def test_result_to_dict_has_the_contract_keys() -> None:
 
 def test_result_includes_the_error_only_when_there_is_one() -> None:
     # Given a failed result with an error
-    failed = RESULT.with_outcome(Outcome.FAILED, "boom")
+    failed = replace(RESULT, outcome=Outcome.FAILED, error="boom")
     # When it is serialised
     # Then the error is included, and the outcome replaced
     assert (failed.to_dict()["outcome"], failed.to_dict()["error"]) == ("failed", "boom")
@@ -335,7 +336,11 @@ def test_result_includes_the_error_only_when_there_is_one() -> None:
 
 @pytest.mark.parametrize(
     "result",
-    [RESULT, RESULT.with_outcome(Outcome.FAILED, "boom"), RemediationResult(Outcome.NO_CHANGE, None, None)],
+    [
+        RESULT,
+        replace(RESULT, outcome=Outcome.FAILED, error="boom"),
+        RemediationResult(Outcome.NO_CHANGE, None, None),
+    ],
 )
 def test_result_round_trips_through_json(result: RemediationResult) -> None:
     # Given a result
