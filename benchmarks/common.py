@@ -211,15 +211,9 @@ def drain(aws: Any, queue_url: str) -> int:
 
 
 def wait_until_stopped(aws: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
-    sfn = aws.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return execution
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} still running after {timeout}s")
-        time.sleep(0.005)
+    from permheal_local.aws import wait_until_stopped
+
+    return wait_until_stopped(aws.client("stepfunctions"), execution_arn, timeout, poll=0.005)
 
 
 def all_executions(aws: Any, wait: bool = True, timeout: float = 120) -> list[dict[str, Any]]:

@@ -226,8 +226,27 @@ def awslogs_event(
             for e in events
         ],
     }
-    data = gzip.compress(json.dumps(document, separators=(",", ":")).encode())
-    return {"awslogs": {"data": base64.b64encode(data).decode()}}
+    return awslogs_payload(document)
+
+
+def wait_until_stopped(
+    sfn: Any, execution_arn: str, timeout: float = 60, poll: float = 0.02
+) -> dict[str, Any]:
+    """DescribeExecution once the execution is no longer RUNNING (TimeoutError after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still running after {timeout}s")
+        time.sleep(poll)
+
+
+def awslogs_payload(document: Any) -> dict[str, Any]:
+    """`document` (JSON-encoded unless it is bytes already) gzipped and base64-encoded in an awslogs event."""
+    body = document if isinstance(document, bytes) else json.dumps(document, separators=(",", ":")).encode()
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(body)).decode()}}
 
 
 @dataclass(eq=False)

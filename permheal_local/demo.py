@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.builder import World, execute_api, function_arn
 from permheal_local.simulator import ApiGatewaySimulator, log_group_name, response_text
 
 API_NAME = "petstore"
@@ -59,10 +59,6 @@ class Petstore:
     name: str = API_NAME
 
 
-def execute_api_arn(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
-
-
 def build_petstore(world: World) -> Petstore:
     """The petstore as a console user leaves it: alias via stage variable, grants in the wrong places.
 
@@ -82,8 +78,8 @@ def build_petstore(world: World) -> Petstore:
     world.deploy(api_id, STAGE, {"alias": ALIAS})
     for index in range(3):
         sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{api_id}/beta/{index}"))
-        world.grant(FUNCTION, execute_api_arn(api_id, "beta/GET/pets/*"), sid=sid, qualifier=ALIAS)
-    world.grant(FUNCTION, execute_api_arn(api_id, f"{STAGE}/*/*"), sid="console-prod-unqualified")
+        world.grant(FUNCTION, execute_api(api_id, "beta/GET/pets/*"), sid=sid, qualifier=ALIAS)
+    world.grant(FUNCTION, execute_api(api_id, f"{STAGE}/*/*"), sid="console-prod-unqualified")
     return Petstore(api_id, authorizer)
 
 

@@ -21,7 +21,7 @@ from permheal.models import Finding, FindingKind
 from permheal.policy import Policy
 from permheal.workflow.repair import settings_options
 from permheal.workflow.scan import scan as scan_api
-from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.builder import ACCOUNT, REGION, World, execute_api, function_arn
 from tests.integration.support import allows, build_petstore, received, subscribe_queue
 
 OTHER_ACCOUNT = "210987654321"
@@ -31,10 +31,6 @@ CFN_TEST = "petstore-PetsGetPermissionTest-jYLo8ECBABS5"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def execute_api(api_id: str, rest: str, *, region: str = REGION, account: str = ACCOUNT) -> str:
-    return f"arn:aws:execute-api:{region}:{account}:{api_id}/{rest}"
 
 
 def scan(cli: Any, *flags: str) -> Any:

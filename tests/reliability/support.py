@@ -24,7 +24,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from permheal.policy import APIGATEWAY_PRINCIPAL
 from permheal_local import faithful_lambda
-from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.builder import ACCOUNT, World, execute_api, function_arn
 from permheal_local.oracle import allows
 
 FunctionId = tuple[str, str | None]
@@ -37,10 +37,6 @@ Snapshot = dict[FunctionId, list[dict[str, Any]]]
 def snapshot(*functions: FunctionId) -> Snapshot:
     """Every statement of each function+qualifier, read from the local Lambda's store (no AWS call)."""
     return {fn: faithful_lambda.policy_statements(fn[0], fn[1]) for fn in functions}
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def _sample_call(statement: Mapping[str, Any]) -> str | None:

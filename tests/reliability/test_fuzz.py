@@ -8,7 +8,6 @@ and planned over), execution inputs and workflow state, subscription payloads.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invo
 from permheal.targets import stage_targets
 from permheal.workflow.outcome import result_from_state
 from permheal.workflow.state import ExecutionInput, FunctionGroup, Resolution
+from permheal_local.aws import awslogs_payload
 from tests.reliability.conftest import Record
 from tests.reliability.support import lost_grants
 
@@ -503,11 +503,6 @@ def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) 
     )
 
 
-def gzipped(document: Any) -> dict[str, Any]:
-    data = base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
-    return {"awslogs": {"data": data}}
-
-
 def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: Record) -> None:
     log_events = st.lists(
         st.fixed_dictionaries(
@@ -531,11 +526,11 @@ def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: R
         },
     )
     events = (
-        documents.map(gzipped)
+        documents.map(awslogs_payload)
         | json_values
         | st.builds(lambda b: {"awslogs": {"data": base64.b64encode(b).decode()}}, st.binary(max_size=200))
         | st.builds(
-            lambda b: {"awslogs": {"data": base64.b64encode(gzip.compress(b)).decode()}},
+            awslogs_payload,
             st.binary(max_size=200),
         )
         | st.builds(lambda t: {"awslogs": {"data": t}}, hostile)
