@@ -81,6 +81,10 @@ class IntegrationUri:
     region: str
     function_text: str
 
+    @property
+    def stage_variables(self) -> tuple[str, ...]:
+        return tuple(_STAGE_VARIABLE.findall(self.function_text))
+
 
 def parse_integration_uri(uri: str) -> IntegrationUri | None:
     """Return the Lambda part of an API Gateway integration URI, or None for non-Lambda URIs."""

@@ -1,4 +1,4 @@
-"""`permheal` command line: scan, remediate, demo, local-aws, history, revert.
+"""`permheal` command line: scan, remediate, check, demo, local-aws, history, revert.
 
 Exit codes (design.md): 0 = clean / repaired / no_change / dry_run, 1 = findings / refused / failed,
 2 = usage or configuration error.
@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local-aws", help="serve the faithful local AWS on 127.0.0.1")
     local.add_argument("--port", type=int, default=5000)
     local.set_defaults(run=_local_aws)
+
+    from permheal.check.command import add_parser as add_check  # pure, offline; no boto3 session
+
+    add_check(commands)
     return parser
 
 

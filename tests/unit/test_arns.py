@@ -207,6 +207,23 @@ def test_parse_integration_uri_returns_none_for_non_lambda_uris(uri: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("function_text", "expected"),
+    [
+        (FN_ARN, ()),
+        ("arn:aws:lambda:us-east-1:123456789012:function:${stageVariables.fn}", ("fn",)),
+        (f"{FN_ARN}:${{stageVariables.alias}}", ("alias",)),
+        ("${stageVariables.fn}:${stageVariables.alias}", ("fn", "alias")),
+    ],
+)
+def test_integration_uri_lists_its_stage_variables(function_text: str, expected: tuple[str, ...]) -> None:
+    # Given an integration URI's function text
+    uri = IntegrationUri("aws", REGION, function_text)
+    # When its stage variables are listed
+    # Then every ${stageVariables.x} is named, in order
+    assert uri.stage_variables == expected
+
+
+@pytest.mark.parametrize(
     ("function_text", "variables", "expected"),
     [
         (f"{FN_ARN}:live", {}, ref(qualifier="live")),

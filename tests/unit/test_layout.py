@@ -24,15 +24,20 @@ def _modules() -> dict[str, Path]:
     }
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file names in an import statement, wherever the statement is."""
+def _imports(path: Path, *, at_load: bool = False) -> set[str]:
+    """Every module (or module.name) a file imports; with `at_load`, only what loading it imports
+    (module and class level, TYPE_CHECKING blocks included; not the lazy imports inside functions)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    nodes: list[ast.AST] = [ast.parse(path.read_text())]
+    while nodes:
+        node = nodes.pop()
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
+            # `from pkg import x`: the submodule pkg.x when there is one, else pkg (see _graph)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        if not (at_load and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)):
+            nodes.extend(ast.iter_child_nodes(node))
     return names
 
 
@@ -64,12 +69,16 @@ def test_demo_without_the_local_extra_says_how_to_get_it(
 
 
 def _graph() -> dict[str, set[str]]:
-    """permheal module → the permheal modules it imports (anywhere in the file, TYPE_CHECKING too)."""
+    """permheal module → the permheal modules loading it imports (TYPE_CHECKING ones too).
+
+    Imports inside functions are left out: they run later, once every module is loaded, which is
+    how a deliberate lazy import breaks a cycle (e.g. the CLI's commands, `permheal check`'s fixes).
+    """
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         graph[module] = set()
-        for name in _imports(path):
+        for name in _imports(path, at_load=True):
             while name and name not in modules:
                 name = name.rpartition(".")[0]
             if name and name != module and name.startswith("permheal."):
