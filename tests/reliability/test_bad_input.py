@@ -199,44 +199,42 @@ PAYLOADS: dict[str, tuple[Callable[[], Any], str]] = {
 }
 
 
+@pytest.mark.parametrize("name", list(PAYLOADS))
 def test_every_malformed_or_odd_subscription_payload_is_dead_lettered_ignored_or_started_once(
-    world: World, detector_env: SimpleNamespace, lambda_context: Any, record: Record
+    world: World, detector_env: SimpleNamespace, lambda_context: Any, record: Record, name: str
 ) -> None:
     from permheal.handlers.detect import lambda_handler
 
     sfn = world.client("stepfunctions")
-    wrong: list[str] = []
-    for name, (make, expected) in PAYLOADS.items():
-        # Given one payload of the matrix
-        event = make()
-        before = len(sfn.list_executions(stateMachineArn=detector_env.machine)["executions"])
+    make, expected = PAYLOADS[name]
+    # Given one payload of the matrix
+    event = make()
 
-        # When the detector handler receives it
-        try:
-            response = lambda_handler(event, lambda_context)
-        except Exception as exc:  # the handler must never crash on input
-            response = {"crashed": f"{type(exc).__name__}: {exc}"[:200]}
-        started = len(sfn.list_executions(stateMachineArn=detector_env.machine)["executions"]) - before
-        kept = dead_letters(world, detector_env.queue)
+    # When the detector handler receives it
+    try:
+        response = lambda_handler(event, lambda_context)
+    except Exception as exc:  # the handler must never crash on input
+        response = {"crashed": f"{type(exc).__name__}: {exc}"[:200]}
+    started = len(sfn.list_executions(stateMachineArn=detector_env.machine)["executions"])
+    kept = dead_letters(world, detector_env.queue)
 
-        # Then it is kept for a person with the reason, ignored, or starts exactly one execution
-        outcome = (
-            f"crashed: {response['crashed']}"
-            if "crashed" in response
-            else DEAD
-            if kept and started == 0 and response.get("rejected")
-            else STARTED
-            if started == 1 and not kept
-            else IGNORED
-            if started == 0 and not kept
-            else f"started {started}, dead-lettered {len(kept)}"
-        )
-        record(f"bad input: detector, {name}", outcome, 0)
-        if outcome != expected or (kept and kept[0]["reason"] != response.get("rejected")):
-            wrong.append(f"{name}: {outcome} (expected {expected}) {response}")
-        if kept:
-            assert len(json.dumps(kept[0])) < 256_000  # an SQS message must fit
-    assert wrong == []
+    # Then it is kept for a person with the reason, ignored, or starts exactly one execution
+    outcome = (
+        f"crashed: {response['crashed']}"
+        if "crashed" in response
+        else DEAD
+        if kept and started == 0 and response.get("rejected")
+        else STARTED
+        if started == 1 and not kept
+        else IGNORED
+        if started == 0 and not kept
+        else f"started {started}, dead-lettered {len(kept)}"
+    )
+    record(f"bad input: detector, {name}", outcome, 0)
+    assert outcome == expected, response
+    if kept:
+        assert kept[0]["reason"] == response.get("rejected")
+        assert len(json.dumps(kept[0])) < 256_000  # an SQS message must fit
 
 
 # --------------------------------------------------------------- forged lines, deployed workflow
