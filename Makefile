@@ -14,7 +14,7 @@ BUILD_DIR := build/sam
 export SAM_CLI_TELEMETRY := 0
 export PERMHEAL_PYTHON312 := $(PYTHON312)
 
-.PHONY: install test lint typecheck sam-check test-py312 demo bench reliability clean
+.PHONY: install test lint typecheck sam-check test-py312 demo bench reliability check-templates clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ test-py312: $(RUNTIME312)
 # The whole suite, reliability included; --reliability-report prints its table at the end.
 test: lint typecheck sam-check test-py312
 	$(BIN)/pytest -n 2 -q --reliability-report
+
+# `permheal check` on this repository's own template: offline, no AWS credentials. In your project:
+# `permheal check template.yaml` (SAM/CloudFormation), `permheal check cdk.out`, or an OpenAPI file.
+check-templates: $(DEV)
+	$(BIN)/permheal check template.yaml
 
 demo: $(LOCAL)
 	$(BIN)/permheal demo

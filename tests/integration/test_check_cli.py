@@ -12,8 +12,6 @@ import pytest
 
 from tests.integration.check_support import CORPUS, corpus, line_of
 
-pytest.importorskip("samtranslator", reason="permheal check needs aws-sam-translator (permheal[check])")
-
 CONTRACT_KEYS = {
     "kind",
     "file",

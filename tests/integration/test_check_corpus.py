@@ -15,8 +15,6 @@ from permheal.check.loader import load
 from permheal.check.predict import predict
 from tests.integration.check_support import apply_fixes, check, corpus, line_of, read, write
 
-pytest.importorskip("samtranslator", reason="permheal check needs aws-sam-translator (permheal[check])")
-
 CLEAN = [
     "sam/api_with_auth_all_minimum.yaml",
     "sam/explicit_http_api.yaml",

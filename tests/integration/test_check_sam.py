@@ -13,8 +13,6 @@ import yaml
 
 from permheal.check import CheckKind, check_paths
 
-pytest.importorskip("samtranslator", reason="permheal check needs aws-sam-translator (permheal[check])")
-
 BASE: dict[str, Any] = {
     "Transform": "AWS::Serverless-2016-10-31",
     "Globals": {"Function": {"Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "src/"}},

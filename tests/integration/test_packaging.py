@@ -223,6 +223,7 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
     assert top == {"permheal", *RUNTIME_LIBRARIES}
     assert not (artifact / "permheal" / "local").exists()
     assert not (artifact / "permheal" / "cli.py").exists()
+    assert not (artifact / "permheal" / "check").exists()
     assert (artifact / "permheal" / "handlers").is_dir()
 
 
