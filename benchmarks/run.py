@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "planner_scaling": "benchmarks.planner",
     "cold_start": "benchmarks.coldstart",
     "time_to_heal": "benchmarks.heal",
+    "check_time": "benchmarks.check",
 }
 SECTION_TIMEOUT_SECONDS = 240
 
@@ -92,7 +93,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     table: list[tuple[str, str, str]] = []
 
     def section(title: str, key: str, build: Callable[[dict[str, Any]], list[tuple[str, str]]]) -> None:
-        data = results.get(key) or {}
+        data = results.get(key)
+        if not data:  # not run (`--only`)
+            return
         if "error" in data:
             table.append((title, "ERROR", data["error"].splitlines()[-1][:80] if data["error"] else "?"))
             return
@@ -106,6 +109,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("5. Cold start", "cold_start", _cold_rows)
     section("6. Time to heal", "time_to_heal", _heal_rows)
     section("7. Cost per incident", "cost_per_incident", _cost_rows)
+    section("8. permheal check", "check_time", _check_rows)
     return table
 
 
@@ -207,6 +211,16 @@ def _heal_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("share of time to heal", shares),
         ("first incident (handlers imported in process)", f"{d['first_incident_ms']:.0f} ms"),
+    ]
+
+
+def _check_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{Path(t['template']).name} ({t['bytes'] / 1000:.1f} KB, {_plural(t['findings'], 'finding')})",
+            f"first {t['first_ms']:.0f} ms, median {t['median_ms']:.1f} ms",
+        )
+        for t in d["templates"]
     ]
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from permheal.errors import (
     AmbiguousApiError,
     AwsCallError,
+    AwsClientError,
     ConfigError,
     ConflictError,
     NotFoundError,
@@ -22,67 +25,154 @@ from permheal.errors import (
 )
 from permheal.models import Finding, Outcome, RemediationResult
 
-EXIT_OK, EXIT_ATTENTION, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run one command; every failure ends as one `permheal: ...` line on stderr, never a traceback."""
     stream = out or sys.stdout
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # usage errors: the usage, one error line, SystemExit(2)
     try:
-        code: int = args.run(args, stream)
-        return code
-    except (ConfigError, NotFoundError, AmbiguousApiError) as exc:
-        print(f"permheal: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except PermhealError as exc:
-        print(f"permheal: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _run(args, stream)
+    except KeyboardInterrupt:
+        print("permheal: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the last resort: one line instead of a traceback
+        return _report(exc)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.adapters.aws import use_region
+
+    if getattr(args, "local_only", False) and args.region:
+        raise ConfigError(
+            f"--region does not apply to `permheal {args.command}`: it serves its own local AWS"
+        )
+    with use_region(args.region):
+        code: int = args.run(args, out)
+    return code
+
+
+def _report(exc: Exception) -> int:
+    """Print what went wrong as one line on stderr; exit 2 (usage, configuration or AWS client)."""
+    from permheal.adapters.aws import translate
+    from permheal.config import cli_debug
+
+    error = translate(exc) or exc
+    if isinstance(error, ConfigError | NotFoundError | AmbiguousApiError | AwsClientError):
+        line = str(error)
+    elif isinstance(error, PermhealError):
+        line = f"error: {error}"
+    else:
+        if cli_debug():
+            traceback.print_exc(file=sys.stderr)
+        line = f"internal error: {type(exc).__name__}: {exc} (please report; PERMHEAL_DEBUG=1 shows where)"
+    print(f"permheal: {' '.join(line.split()) or type(error).__name__}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _text(kind: str, limit: int) -> Callable[[str], str]:
+    """An argparse type: a non-blank, printable value of at most `limit` characters."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{kind} must not be empty")
+        if len(value) > limit:
+            raise argparse.ArgumentTypeError(f"{kind} is {len(value)} characters long (at most {limit})")
+        if not value.isprintable():
+            raise argparse.ArgumentTypeError(f"{kind} {value!r} contains control characters")
+        return value
+
+    check.__name__ = kind  # argparse names the type in its messages
+    return check
+
+
+def _stage(value: str) -> str:
+    """API Gateway stage names: letters, digits, `-` and `_` (128 at most), or `$default`."""
+    if value != "$default" and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a stage name (letters, digits, - and _, at most 128)"
+        )
+    return value
+
+
+def _region(value: str) -> str:
+    from permheal.adapters.aws import checked_region
+
+    try:
+        return checked_region(value, "--region")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an AWS region name (like us-east-1)") from None
+
+
+def _port(value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
+    return int(value)
+
+
+API = _text("API name or id", 1024)  # the workflow's own limit for "apiName" (ExecutionInput)
+FUNCTION = _text("function", 256)
+CHANGE_ID = _text("change id", 128)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="permheal", description=__doc__.splitlines()[0] if __doc__ else None
     )
+    region_help = "AWS region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's)"
+    parser.add_argument("--region", type=_region, help=region_help)
+    # Accepted after the command too; SUPPRESS keeps a region given before it.
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument("--region", type=_region, default=argparse.SUPPRESS, help=region_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    scan = commands.add_parser("scan", help="read-only audit of REST APIs and their Lambda permissions")
-    scan.add_argument("--api", action="append", default=[], metavar="NAME_OR_ID", help="repeatable")
-    scan.add_argument("--stage")
+    scan = commands.add_parser(
+        "scan", parents=[aws], help="read-only audit of REST APIs and their Lambda permissions"
+    )
+    scan.add_argument("--api", action="append", default=[], type=API, metavar="NAME_OR_ID", help="repeatable")
+    scan.add_argument("--stage", type=_stage)
     scan.add_argument("--format", choices=("table", "json"), default="table")
     scan.set_defaults(run=_scan)
 
-    remediate = commands.add_parser("remediate", help="repair one API's Lambda permissions")
-    remediate.add_argument("--api", required=True, metavar="NAME_OR_ID")
-    remediate.add_argument("--stage")
+    remediate = commands.add_parser("remediate", parents=[aws], help="repair one API's Lambda permissions")
+    remediate.add_argument("--api", required=True, type=API, metavar="NAME_OR_ID")
+    remediate.add_argument("--stage", type=_stage)
     remediate.add_argument("--dry-run", action="store_true", help="report the plan, change nothing")
     remediate.add_argument("--local", action="store_true", help="run the steps in this process")
-    remediate.add_argument("--state-machine-arn")
+    remediate.add_argument("--state-machine-arn", type=_text("state machine ARN", 2048))
     remediate.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
     remediate.add_argument("--format", choices=("table", "json"), default="table")
     remediate.set_defaults(run=_remediate)
 
-    history = commands.add_parser("history", help="the audit ledger: applied changes, refusals, reverts")
-    history.add_argument("--api", metavar="API_ID")
-    history.add_argument("--function", metavar="FUNCTION_ARN[:QUALIFIER]")
+    history = commands.add_parser(
+        "history", parents=[aws], help="the audit ledger: applied changes, refusals, reverts"
+    )
+    history.add_argument("--api", type=API, metavar="API_ID")
+    history.add_argument("--function", type=FUNCTION, metavar="FUNCTION_ARN[:QUALIFIER]")
     history.add_argument("--format", choices=("table", "json"), default="table")
     history.set_defaults(run=_history)
 
-    revert = commands.add_parser("revert", help="undo exactly what one recorded change altered")
-    revert.add_argument("change_id", metavar="CHANGE_ID")
+    revert = commands.add_parser(
+        "revert", parents=[aws], help="undo exactly what one recorded change altered"
+    )
+    revert.add_argument("change_id", type=CHANGE_ID, metavar="CHANGE_ID")
     revert.add_argument("--format", choices=("table", "json"), default="table")
     revert.set_defaults(run=_revert)
 
-    clear = commands.add_parser("clear-flap", help="let permheal repair a function the flap breaker stopped")
-    clear.add_argument("function", metavar="FUNCTION_ARN[:QUALIFIER]")
+    clear = commands.add_parser(
+        "clear-flap", parents=[aws], help="let permheal repair a function the flap breaker stopped"
+    )
+    clear.add_argument("function", type=FUNCTION, metavar="FUNCTION_ARN[:QUALIFIER]")
     clear.set_defaults(run=_clear_flap)
 
     demo = commands.add_parser("demo", help="the whole loop on an embedded local AWS (no account needed)")
     demo.add_argument("--json", action="store_true", help="print the timeline as JSON")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, local_only=True)
 
     local = commands.add_parser("local-aws", help="serve the faithful local AWS on 127.0.0.1")
-    local.add_argument("--port", type=int, default=5000)
-    local.set_defaults(run=_local_aws)
+    local.add_argument("--port", type=_port, default=5000)
+    local.set_defaults(run=_local_aws, local_only=True)
 
     from permheal.check.command import add_parser as add_check  # pure, offline; no boto3 session
 
@@ -109,6 +199,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _remediate(args: argparse.Namespace, out: TextIO) -> int:
+    from permheal.adapters.aws import translate
     from permheal.adapters.ports import Adapters
     from permheal.config import CliSettings
     from permheal.workflow.in_process import remediate
@@ -124,6 +215,8 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
                 settings,
             )
         except (AwsCallError, ConflictError) as exc:
+            if isinstance(translate(exc), AwsClientError | ConfigError):  # the caller's environment
+                raise  # exit 2, one line
             # AWS kept failing or other writers kept winning: a failed remediation, not a usage error.
             result = RemediationResult(Outcome.FAILED, None, args.stage, args.api, error=str(exc))
     else:
@@ -158,20 +251,22 @@ def _ledger() -> Any:
 
 def _function_key(text: str | None) -> str | None:
     """`pets:live`, `pets` or a partial ARN as the full ARN the ledger keys on (this account and region)."""
-    if not text or text.startswith("arn:"):
+    if not text:
         return text
     from permheal.adapters.account import caller_identity
-    from permheal.adapters.aws import client
+    from permheal.adapters.aws import region
     from permheal.arns import parse_function
 
     parse_function(text, partition="aws", region="-", account="-")  # reject garbage before any AWS call
+    if text.startswith("arn:"):
+        return text
     identity = caller_identity()
-    region = str(client("lambda").meta.region_name)
-    return parse_function(text, partition=identity.partition, region=region, account=identity.account).arn
+    return parse_function(text, partition=identity.partition, region=region(), account=identity.account).arn
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:
-    entries = _ledger().history(api_id=args.api, function=_function_key(args.function))
+    function = _function_key(args.function)  # a malformed name fails before the ledger is looked up
+    entries = _ledger().history(api_id=args.api, function=function)
     if args.format == "json":
         json.dump({"entries": [e.to_dict() for e in entries]}, out, indent=2)
         out.write("\n")

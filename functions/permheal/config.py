@@ -111,6 +111,13 @@ class CliSettings:
         )
 
 
+def cli_debug(environ: Mapping[str, str] | None = None) -> bool:
+    """PERMHEAL_DEBUG=1: the CLI prints an internal error's traceback. Read on its own, never
+    failing: it is consulted while reporting an error, possibly a bad setting's."""
+    env = os.environ if environ is None else environ
+    return env.get("PERMHEAL_DEBUG") == "1"
+
+
 def _enum(kind: type[E], env: Mapping[str, str], name: str, default: E) -> E:
     raw = env.get(name)
     if not raw:

@@ -29,3 +29,8 @@ class ConflictError(PermhealError):
 
 class AwsCallError(PermhealError):
     """An AWS call failed in a way retries could not fix."""
+
+
+class AwsClientError(PermhealError):
+    """The caller's AWS environment cannot do the job: no or rejected credentials, endpoint
+    unreachable, access denied, throttled beyond retries. Retrying unchanged will not help."""

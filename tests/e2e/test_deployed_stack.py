@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,29 @@ def test_scan_of_the_real_account_returns_the_contract_json() -> None:
     assert isinstance(json.loads(out.getvalue())["findings"], list)
 
 
+def policies_of(api: str) -> dict[str, Any]:
+    """Every policy the API's integrations and authorizers invoke, read now: RevisionId and statements.
+
+    Read through the control plane (what scan reads), not through the result of the run under test.
+    """
+    from permheal.engine import Adapters, api_targets, group_by_function
+
+    from permheal.errors import NotFoundError
+
+    adapters = Adapters.default()
+    definition = adapters.gateway.definition(adapters.gateway.find_api(api))
+    targets, _ = api_targets(definition, adapters.identity(), adapters.gateway.region)
+    policies: dict[str, Any] = {}
+    for group in group_by_function(targets):
+        try:
+            policy = adapters.policies.read(group.function)
+        except NotFoundError:
+            policies[group.function.arn] = "missing function"
+            continue
+        policies[group.function.arn] = (policy.revision_id, policy.statements)
+    return policies
+
+
 def test_dry_run_through_the_deployed_workflow_changes_nothing() -> None:
     from permheal.cli import main
 
@@ -38,7 +62,16 @@ def test_dry_run_through_the_deployed_workflow_changes_nothing() -> None:
     if not api:
         pytest.skip("set PERMHEAL_E2E_API to an allowlisted API name or id")
     os.environ["PERMHEAL_STACK_NAME"] = os.environ["AWS_SAM_STACK_NAME"]
+    # Given the policies of every function the API invokes
+    before = policies_of(api)
+    if not before:
+        pytest.skip(f"{api} invokes no Lambda function: a dry run has nothing it could change")
+
+    # When a dry run goes through the deployed workflow
     out = io.StringIO()
     code = main(["remediate", "--api", api, "--dry-run", "--format", "json"], out)
+
+    # Then it reports a dry run (or a refusal) and not one policy changed, not even its RevisionId
     assert json.loads(out.getvalue())["outcome"] in ("dry_run", "refused")
     assert code in (0, 1)
+    assert policies_of(api) == before

@@ -1,7 +1,9 @@
 """`make bench` end to end at tiny sizes: every section runs and reports figures of the right shape.
 
-The benchmarks report figures; they are never asserted here. This only checks that the harness
-works on a fresh checkout and that the JSON keeps its shape (what docs/performance.md is built from).
+Timings are reported, never asserted (no thresholds). What is asserted are the properties each
+figure exists to show and that hold on any machine: the detector finds what the baseline finds,
+one execution and one notification per incident, constant control-plane calls, figures that agree
+with each other (a ratio is the ratio of its two throughputs, a total the sum of its lines).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ SECTIONS = (
     "cold_start",
     "time_to_heal",
     "cost_per_incident",
+    "check_time",
 )
 
 
@@ -38,7 +41,7 @@ def all_numbers(values: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_quick_bench_writes_every_section_with_figures_of_the_right_type(tmp_path: Path) -> None:
+def test_quick_bench_writes_every_section_with_figures_that_hold_their_properties(tmp_path: Path) -> None:
     # Given a checkout with the package installed
     out = tmp_path / "bench.json"
 
@@ -61,52 +64,113 @@ def test_quick_bench_writes_every_section_with_figures_of_the_right_type(tmp_pat
         assert isinstance(results.get(section), dict), section
         assert "error" not in results[section], results[section]
 
-    detector = results["detector_throughput"]
-    assert all_numbers(
-        [
-            detector["permheal"]["events_per_second"],
-            detector["baseline"]["events_per_second"],
-            detector["ratio"],
-            detector["storm_batch"]["events_per_second"],
-        ]
-    )
-    assert isinstance(detector["same_hints_as_baseline"], bool)
-
-    storm = results["storm_suppression"]
-    assert isinstance(storm["incidents"], int) and storm["incidents"] >= 1
-    assert all_numbers([storm["executions_per_incident"], storm["notifications_per_incident"]])
-    assert isinstance(storm["all_healed"], bool)
-
-    control = results["control_plane"]
-    assert control["resolve"] and all(
-        isinstance(r["aws_calls"], int) and all_numbers([r["calls_per_method"], r["wall_ms"]])
-        for r in control["resolve"]
-    )
-    assert isinstance(control["scan"]["calls"], int)
-    assert isinstance(control["calls_per_method_falls"], bool)
-
-    planner = results["planner_scaling"]
-    assert all(all_numbers([r["evaluate_ms"], r["plan_ms"]]) for r in planner["by_policy_size"])
-    assert all(all_numbers([r["plan_ms"], r["targets"]]) for r in planner["by_targets"])
-
-    cold = results["cold_start"]
-    assert all_numbers([cold["boto3"]["import_ms"], cold["boto3"]["peak_rss_mb"]])
-    assert cold["handlers"] and all(
-        all_numbers([h["import_ms"], h["ratio_to_boto3"], h["peak_rss_mb"], h["extra_ms_after_boto3"]])
-        for h in cold["handlers"].values()
-    )
-
-    heal = results["time_to_heal"]
-    assert all_numbers([heal["heal_ms"]["p50"], heal["heal_ms"]["p95"], heal["notified_ms"]["p50"]])
-    assert all_numbers(heal["share_by_state"].values())
-    assert isinstance(heal["all_healed"], bool)
-
-    cost = results["cost_per_incident"]
-    assert all_numbers(cost["typical_incident"]["usd"].values())
-    assert all_numbers(cost["typical_incident"]["counts"].values())
-    assert all_numbers(cost["prices"].values())
-
-    assert all(
+    # And each section's figures have the properties they exist to show (no timing thresholds)
+    check_detector(results["detector_throughput"])
+    check_storm(results["storm_suppression"])
+    check_control_plane(results["control_plane"])
+    check_planner(results["planner_scaling"])
+    check_cold_start(results["cold_start"])
+    check_time_to_heal(results["time_to_heal"])
+    check_cost(results["cost_per_incident"])
+    check_check_time(results["check_time"])
+    assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
         for row in results["table"]
     )
+
+
+def close(a: float, b: float, rel: float = 0.05, absolute: float = 0.01) -> bool:
+    """Equal up to the rounding the benchmarks apply to what they report."""
+    return math.isclose(a, b, rel_tol=rel, abs_tol=absolute)
+
+
+def check_detector(detector: dict[str, Any]) -> None:
+    payload, ours, baseline = detector["payload"], detector["permheal"], detector["baseline"]
+    # permheal's detector finds exactly what the naive parser finds, on a payload with failures
+    assert detector["same_hints_as_baseline"] is True
+    assert payload["events"] > payload["requests"] >= payload["failing_requests"] >= 1
+    assert payload["failure_lines"] >= payload["failing_requests"]
+    assert 1 <= ours["incidents"] <= payload["failing_requests"]
+    assert 0 < payload["compressed_bytes"] < payload["message_bytes"]
+    # a storm of failure lines from one stage is one incident
+    assert detector["storm_batch"]["incidents"] == 1
+    # the ratio is the one the two throughputs give (the figures agree with each other)
+    assert all_numbers([ours["events_per_second"], baseline["events_per_second"], detector["ratio"]])
+    assert ours["events_per_second"] > 0 and baseline["events_per_second"] > 0
+    assert close(detector["ratio"], ours["events_per_second"] / baseline["events_per_second"])
+
+
+def check_storm(storm: dict[str, Any]) -> None:
+    # one execution and one notification per incident, each API one incident, every API healed
+    assert storm["incidents"] == storm["apis"] >= 1
+    assert storm["executions_started"] == storm["incidents"]
+    assert (storm["executions_per_incident"], storm["notifications_per_incident"]) == (1.0, 1.0)
+    assert storm["executions_suppressed"] >= 1  # the storm really repeated itself
+    assert storm["detector_errors"] == 0
+    assert storm["all_succeeded"] is True and storm["all_healed"] is True
+
+
+def check_control_plane(control: dict[str, Any]) -> None:
+    resolves = control["resolve"]
+    assert len(resolves) >= 2
+    # resolving costs the same few calls at any size (below a page), so calls per method fall
+    assert control["calls_constant_in_size"] is True and control["calls_per_method_falls"] is True
+    assert len({r["aws_calls"] for r in resolves}) == 1 and resolves[0]["aws_calls"] >= 1
+    for r in resolves:
+        assert all_numbers([r["calls_per_method"], r["wall_ms"]])
+        assert close(r["calls_per_method"], r["aws_calls"] / r["methods"], absolute=0.001)
+    scanned = control["scan"]
+    assert scanned["calls"] >= scanned["apis"] >= 1 and scanned["findings"] >= 1
+    assert close(scanned["calls_per_api"], scanned["calls"] / scanned["apis"])
+
+
+def check_planner(planner: dict[str, Any]) -> None:
+    by_size, by_targets = planner["by_policy_size"], planner["by_targets"]
+    assert all(all_numbers([r["evaluate_ms"], r["plan_ms"]]) for r in by_size)
+    assert not any(r["refused"] for r in by_size + by_targets)
+    # bigger policies are bigger; every target gets its one grant, and the policy grows with them
+    sizes = [(r["statements"], r["policy_bytes"]) for r in by_size]
+    assert sizes == sorted(sizes) and len({b for _, b in sizes}) == len(sizes)
+    assert all(r["plan_adds"] == r["targets"] for r in by_targets)
+    after = [r["bytes_after"] for r in by_targets]
+    assert after == sorted(after) and after[-1] > after[0] and after[-1] <= planner["limit_bytes"]
+
+
+def check_cold_start(cold: dict[str, Any]) -> None:
+    boto3 = cold["boto3"]
+    assert all_numbers([boto3["import_ms"], boto3["peak_rss_mb"]]) and boto3["import_ms"] > 0
+    assert cold["handlers"]
+    for handler in cold["handlers"].values():
+        assert all_numbers([handler["import_ms"], handler["peak_rss_mb"], handler["extra_ms_after_boto3"]])
+        # the copy of the package was measured, and a handler loads boto3 and more
+        assert handler["origin_is_fresh_copy"] is True
+        assert handler["modules_loaded"] > boto3["modules_loaded"]
+        assert "permheal" in handler["by_group_ms"]
+        assert close(handler["ratio_to_boto3"], handler["import_ms"] / boto3["import_ms"])
+
+
+def check_time_to_heal(heal: dict[str, Any]) -> None:
+    assert heal["all_healed"] is True and heal["all_succeeded"] is True and heal["incidents"] >= 1
+    assert 0 < heal["heal_ms"]["p50"] <= heal["heal_ms"]["p95"] <= heal["heal_ms"]["max"]
+    assert 0 < heal["notified_ms"]["p50"] <= heal["notified_ms"]["p95"]
+    shares = heal["share_by_state"]
+    assert all_numbers(shares.values()) and close(sum(shares.values()), 1.0, absolute=0.01)
+
+
+def check_cost(cost: dict[str, Any]) -> None:
+    typical = cost["typical_incident"]
+    usd, counts = typical["usd"], typical["counts"]
+    assert all_numbers(usd.values()) and all_numbers(counts.values()) and all_numbers(cost["prices"].values())
+    # the total is the sum of its lines; an incident is one notification and a handful of Lambdas
+    assert close(usd["total"], sum(v for k, v in usd.items() if k != "total"), rel=1e-3, absolute=1e-9)
+    assert usd["total"] > 0 and counts["state_transitions"] > 0 and counts["lambda_invocations"] >= 1
+    assert counts["sns_publishes"] == 1.0
+    assert cost["incidents_per_dollar"] >= 1
+
+
+def check_check_time(check: dict[str, Any]) -> None:
+    templates = check["templates"]
+    # the largest SAM template, the largest other one and a wide API, each checked at least once
+    assert len(templates) >= 3 and len({t["template"] for t in templates}) == len(templates)
+    assert all(all_numbers([t["bytes"], t["first_ms"], t["median_ms"]]) for t in templates)
+    assert all(isinstance(t["findings"], int) and t["findings"] >= 0 for t in templates)

@@ -1,7 +1,8 @@
 """`permheal local-aws`: the Local AWS over HTTP, used by the real CLI through AWS_ENDPOINT_URL.
 
-The server runs in this process and shares moto's backends with it, so one server runs at a time:
-the class's server is stopped before the lifecycle tests start their own.
+The server runs in this process and shares moto's backends with it, so one server runs at a time.
+Each test starts its own (the healing test changes the seeded API the scan test reads), so any
+test passes alone and in any order.
 """
 
 from __future__ import annotations
@@ -20,59 +21,66 @@ from permheal_local.server import LocalAwsServer, start_local_aws
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
 
 
-class TestServedStack:
-    @pytest.fixture(scope="class")
-    def server(self) -> Iterator[LocalAwsServer]:
-        handle = start_local_aws(0, deliver_every=None)
-        yield handle
-        handle.stop()
+@pytest.fixture
+def server() -> Iterator[LocalAwsServer]:
+    """A fresh Local AWS with the broken petstore seeded, stopped after the test."""
+    handle = start_local_aws(0, deliver_every=None)
+    yield handle
+    handle.stop()
 
-    def test_scan_through_the_endpoint_finds_the_seeded_broken_api(
-        self, server: LocalAwsServer, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        # Given
-        from permheal.cli import main
 
-        assert server.petstore is not None
-        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-        out = io.StringIO()
+def test_scan_through_the_endpoint_finds_the_seeded_broken_api(
+    server: LocalAwsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given
+    from permheal.cli import main
 
-        # When
-        code = main(["scan", "--format", "json"], out)
+    assert server.petstore is not None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    out = io.StringIO()
 
-        # Then
-        missing = [f for f in json.loads(out.getvalue())["findings"] if f["kind"] == "missing_permission"]
-        assert code == 1
-        assert {(f["method"], f["resourcePath"], f["authorizerId"]) for f in missing} == {
-            ("ANY", "/{proxy+}", None),
-            ("GET", "/pets/{petId}", None),
-            (None, None, server.petstore.authorizer_id),
-        }
-        assert {f["apiId"] for f in missing} == {server.petstore.api_id}
+    # When
+    code = main(["scan", "--format", "json"], out)
 
-    def test_failures_logged_to_the_server_reach_the_detector_which_heals_the_api(
-        self, server: LocalAwsServer
-    ) -> None:
-        # Given a failing request whose logs are written through the endpoint
-        assert server.petstore is not None
-        simulator = server.local.simulator()
-        failed = simulator.request(server.petstore.api_id, "prod", "POST", "/orders")
+    # Then
+    missing = [f for f in json.loads(out.getvalue())["findings"] if f["kind"] == "missing_permission"]
+    assert code == 1
+    assert {(f["method"], f["resourcePath"], f["authorizerId"]) for f in missing} == {
+        ("ANY", "/{proxy+}", None),
+        ("GET", "/pets/{petId}", None),
+        (None, None, server.petstore.authorizer_id),
+    }
+    assert {f["apiId"] for f in missing} == {server.petstore.api_id}
 
-        # When
-        deliveries = server.local.flush_logs()
 
-        # Then
-        (delivery,) = deliveries
-        assert failed.status == 500
-        assert delivery.error is None and delivery.result["incidents"] == 1
-        assert server.local.settle(timeout=60)
-        sfn = server.local.client("stepfunctions")
-        assert sfn.describe_execution(executionArn=delivery.result["started"][0])["status"] == "SUCCEEDED"
-        assert simulator.request(server.petstore.api_id, "prod", "POST", "/orders").status == 200
+def test_failures_logged_to_the_server_reach_the_detector_which_heals_the_api(server: LocalAwsServer) -> None:
+    # Given a failing request whose logs are written through the endpoint
+    assert server.petstore is not None
+    simulator = server.local.simulator()
+    failed = simulator.request(server.petstore.api_id, "prod", "POST", "/orders")
 
-    def test_a_busy_port_is_a_configuration_error(self, server: LocalAwsServer) -> None:
+    # When
+    deliveries = server.local.flush_logs()
+
+    # Then
+    (delivery,) = deliveries
+    assert failed.status == 500
+    assert delivery.error is None and delivery.result["incidents"] == 1
+    assert server.local.settle(timeout=60)
+    sfn = server.local.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=delivery.result["started"][0])["status"] == "SUCCEEDED"
+    assert simulator.request(server.petstore.api_id, "prod", "POST", "/orders").status == 200
+
+
+def test_a_busy_port_is_a_configuration_error() -> None:
+    # Given a port something else listens on
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+
+        # When / Then
         with pytest.raises(ConfigError, match="cannot listen"):
-            start_local_aws(server.port)
+            start_local_aws(busy.getsockname()[1])
 
 
 def test_stop_closes_the_port_and_restores_the_environment() -> None:

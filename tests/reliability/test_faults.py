@@ -659,11 +659,12 @@ def test_unreadable_allowlist_fails_closed(
     result = remediate(cli, "--stage", "prod")
     after = snapshot(*FUNCTIONS)
     lost = lost_in(scene.baseline, after, scene.calls)
-    record("allowlist: unreadable (AccessDenied)", f"failed (exit {result.code})", lost)
+    record("allowlist: unreadable (AccessDenied)", f"error (exit {result.code})", lost)
 
-    # Then it stops with the reason, and nothing changed
-    assert (result.code, result.json["outcome"]) == (1, "failed")
-    assert "AccessDeniedException" in result.json["error"]
+    # Then it stops with the reason on one line (access denied while reading: exit 2), nothing changed
+    err = capsys.readouterr().err
+    assert (result.code, result.out) == (2, "")
+    assert err.count("\n") == 1 and "AccessDeniedException" in err and "GetParameter" in err
     assert after == scene.baseline
     assert lost == 0
 

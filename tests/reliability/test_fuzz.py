@@ -13,17 +13,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from permheal import arns, detection, logparse
+from permheal.adapters.apigateway import RestApi
 from permheal.errors import PermhealError
 from permheal.models import Scope
 from permheal.openapi import authorizers_from_list, from_resources
 from permheal.planner import PlanOptions, plan_repair, policy_after
 from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invoke_statement
-from permheal.targets import stage_targets
+from permheal.targets import Hint, stage_targets
 from permheal.workflow.outcome import result_from_state
+from permheal.workflow.resolve import group_by_function
 from permheal.workflow.state import ExecutionInput, FunctionGroup, Resolution
 from permheal_local.aws import awslogs_payload
 from tests.reliability.conftest import Record
@@ -98,6 +100,39 @@ ARN_FRAGMENTS = [
 def glued(fragments: list[str]) -> st.SearchStrategy[str]:
     piece = st.sampled_from(fragments) | hostile
     return st.lists(piece, max_size=8).map("".join)
+
+
+# Well-formed inputs, so each property is checked on inputs the parser accepts, not only refused.
+
+
+def half_valid(valid: st.SearchStrategy[Any], fuzzed: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Half the examples from each (`|` would weigh every branch of a nested one_of alike)."""
+    return st.booleans().flatmap(lambda ok: valid if ok else fuzzed)
+
+
+API_IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=10, max_size=10)
+STAGE_NAMES = st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True)
+log_groups = st.builds(lambda api, stage: f"API-Gateway-Execution-Logs_{api}/{stage}", API_IDS, STAGE_NAMES)
+FUNCTION_NAMES = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
+QUALIFIERS = (
+    st.none()
+    | st.just("$LATEST")
+    | st.from_regex(r"[1-9][0-9]{0,5}", fullmatch=True)
+    | st.from_regex(r"[A-Za-z_-][A-Za-z0-9_-]{0,30}", fullmatch=True)
+)
+
+
+@st.composite
+def function_texts(draw: st.DrawFn) -> str:
+    """A function as integrations and users write it: name, partial ARN or full ARN, maybe qualified."""
+    name, qualifier = draw(FUNCTION_NAMES), draw(QUALIFIERS)
+    region = draw(st.sampled_from(["us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1"]))
+    text = draw(
+        st.sampled_from(
+            [name, f"{ACCOUNT}:function:{name}", f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"]
+        )
+    )
+    return text if qualifier is None else f"{text}:{qualifier}"
 
 
 not_text = st.one_of(
@@ -228,6 +263,9 @@ def plain_grants(draw: st.DrawFn) -> dict[str, Any]:
     return statement
 
 
+plain_policies = st.builds(
+    lambda s: json.dumps({"Version": "2012-10-17", "Statement": s}), st.lists(plain_grants(), max_size=6)
+)
 policy_documents = st.one_of(
     st.builds(
         lambda s: json.dumps({"Version": "2012-10-17", "Statement": s}),
@@ -243,9 +281,15 @@ def run_fuzz(
     case: str,
     strategy: st.SearchStrategy[Any],
     check: Callable[[Any], int | None],
+    min_accepted: float,
     examples: int = EXAMPLES,
 ) -> None:
-    """Run `check` over the strategy; it returns statements lost (or None). Record one report row."""
+    """Run `check` over the strategy; it returns statements lost (or None). Record one report row.
+
+    `min_accepted` is the share of generated inputs that must be accepted (no PermhealError): a
+    parser that rejects everything, or a strategy that only produces garbage, would otherwise pass
+    every property without exercising one.
+    """
     runs = lost = 0
     rejected = 0
 
@@ -258,10 +302,15 @@ def run_fuzz(
             lost += check(value) or 0
         except PermhealError:
             rejected += 1
+            event("rejected with a PermhealError")
+        else:
+            event("accepted")
 
     fuzz()
-    record(f"fuzz: {case}", "result or PermhealError only", lost, runs=runs)
+    accepted = runs - rejected
+    record(f"fuzz: {case}", f"result or PermhealError only ({accepted}/{runs} accepted)", lost, runs=runs)
     assert runs > 0
+    assert accepted >= min_accepted * runs, f"only {accepted} of {runs} inputs accepted"
     assert lost == 0
 
 
@@ -275,7 +324,13 @@ def test_log_line_parser_returns_a_line_or_a_typed_error(record: Record) -> None
         logparse.group_by_request([line, line])
         assert isinstance(logparse.is_permission_failure(message), bool)
 
-    run_fuzz(record, "logparse.parse_line + group_by_request", glued(LOG_FRAGMENTS) | not_text, check)
+    run_fuzz(
+        record,
+        "logparse.parse_line + group_by_request",
+        glued(LOG_FRAGMENTS) | not_text,
+        check,
+        min_accepted=0.1,
+    )
 
 
 def test_log_group_parser_returns_an_api_and_stage_or_a_typed_error(record: Record) -> None:
@@ -284,7 +339,13 @@ def test_log_group_parser_returns_an_api_and_stage_or_a_typed_error(record: Reco
         assert name == f"API-Gateway-Execution-Logs_{api_id}/{stage}"
         assert api_id.isascii() and api_id.isalnum() and stage.isascii() and stage.isprintable()
 
-    run_fuzz(record, "logparse.parse_log_group", glued(ARN_FRAGMENTS) | not_text, check)
+    run_fuzz(
+        record,
+        "logparse.parse_log_group",
+        half_valid(log_groups, glued(ARN_FRAGMENTS) | not_text),
+        check,
+        min_accepted=0.2,
+    )
 
 
 # ------------------------------------------------------------------------------------- ARNs
@@ -296,7 +357,13 @@ def test_function_arn_parser_returns_a_function_or_a_typed_error(record: Record)
         assert arns.parse_function(ref.arn, partition="x", region="y", account="z") == ref
         assert ref.qualifier != "$LATEST"
 
-    run_fuzz(record, "arns.parse_function", glued(ARN_FRAGMENTS) | not_text, check)
+    run_fuzz(
+        record,
+        "arns.parse_function",
+        half_valid(function_texts(), glued(ARN_FRAGMENTS) | not_text),
+        check,
+        min_accepted=0.2,
+    )
 
 
 def test_integration_uri_parsers_return_a_function_none_or_a_typed_error(record: Record) -> None:
@@ -304,20 +371,33 @@ def test_integration_uri_parsers_return_a_function_none_or_a_typed_error(record:
         st.sampled_from(["alias", "fn", "x"]) | hostile, glued(ARN_FRAGMENTS), max_size=3
     )
 
+    uris = st.builds(
+        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{}/invocations".format,
+        function_texts() | st.builds("{}:${{stageVariables.alias}}".format, function_texts()),
+    )
+    resolved = 0
+
     def check(case: tuple[Any, dict[str, str]]) -> None:
+        nonlocal resolved
         uri, stage_variables = case
         parsed = arns.parse_integration_uri(uri)
         if parsed is None:
             return
         ref = arns.resolve_integration_function(parsed, stage_variables, ACCOUNT)
         assert "${" not in ref.arn
+        resolved += 1
 
     run_fuzz(
         record,
         "arns.parse_integration_uri + resolve_integration_function",
-        st.tuples(glued(ARN_FRAGMENTS) | not_text, variables),
+        st.tuples(
+            half_valid(uris, glued(ARN_FRAGMENTS) | not_text),
+            half_valid(st.just({"alias": "live"}), variables),
+        ),
         check,
+        min_accepted=0.2,
     )
+    assert resolved >= 0.15 * EXAMPLES, f"only {resolved} URIs resolved to a function"
 
 
 # ---------------------------------------------------------------------------------- policies
@@ -348,7 +428,11 @@ def test_policy_parser_and_evaluation_return_a_decision_or_a_typed_error(record:
             gateway_grant(statement, index, request.resource_arn)
 
     run_fuzz(
-        record, "policy.Policy.from_json + evaluate", st.tuples(policy_documents | not_text, requests), check
+        record,
+        "policy.Policy.from_json + evaluate",
+        st.tuples(half_valid(plain_policies, policy_documents | not_text), requests),
+        check,
+        min_accepted=0.25,
     )
 
 
@@ -439,6 +523,7 @@ def test_planning_over_any_policy_removes_only_plain_grants_and_never_loses_a_ca
             options,
         ),
         check,
+        min_accepted=0.5,
         examples=120,
     )
     assert removals > 0  # the property was exercised on plans that remove statements
@@ -466,19 +551,62 @@ def test_execution_input_parser_returns_a_request_or_a_typed_error(record: Recor
         },
     )
 
+    hint_dicts = st.builds(
+        lambda *values: Hint(*values).to_dict(),
+        st.none() | st.sampled_from(["GET", "POST", "ANY"]),
+        st.none() | st.sampled_from(["/pets", "/pets/{petId}", "/{proxy+}"]),
+        st.none() | API_IDS,
+        st.none() | function_texts(),
+    )
+    wellformed = st.builds(
+        lambda key, api, rest: {key: api, **rest},
+        st.sampled_from(["apiId", "apiName"]),
+        API_IDS | st.sampled_from(["petstore", " petstore ", "ペットストア"]),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "stage": STAGE_NAMES,
+                "hints": st.lists(hint_dicts, max_size=3),
+                "dryRun": st.booleans(),
+                "source": st.sampled_from(["logs", "manual", "cloudtrail"]),
+            },
+        ),
+    )
+
     def check(event: Any) -> None:
         request = ExecutionInput.from_event(event)
         assert request.api.strip() == request.api and request.api
         json.dumps([h.to_dict() for h in request.hints])
 
-    run_fuzz(record, "workflow.ExecutionInput.from_event", inputs | json_values, check)
+    run_fuzz(
+        record,
+        "workflow.ExecutionInput.from_event",
+        half_valid(wellformed, inputs | json_values),
+        check,
+        min_accepted=0.2,
+    )
 
 
 def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) -> None:
+    parsers = {
+        "result_from_state": lambda state: result_from_state(state).to_dict(),
+        "Resolution.from_dict": Resolution.from_dict,
+        "FunctionGroup.from_dict": FunctionGroup.from_dict,
+    }
+    accepted_by = dict.fromkeys(parsers, 0)
+
     def check(state: Any) -> None:
-        result_from_state(state).to_dict()
-        Resolution.from_dict(state)
-        FunctionGroup.from_dict(state)
+        """Each parser returns a value or a PermhealError; the input counts as accepted by any one."""
+        refusals: list[PermhealError] = []
+        for name, parse in parsers.items():
+            try:
+                parse(state)
+            except PermhealError as exc:
+                refusals.append(exc)
+            else:
+                accepted_by[name] += 1
+        if len(refusals) == len(parsers):
+            raise refusals[0]
 
     states = st.fixed_dictionaries(
         {},
@@ -495,12 +623,41 @@ def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) 
             "api": json_values,
         },
     )
+    groups = group_by_function(petstore_targets())
+    resolutions = st.builds(
+        lambda stage, allowed, dry_run: Resolution(
+            RestApi("a1b2c3d4e5", "petstore"), stage, allowed, groups, dry_run=dry_run
+        ).to_dict(),
+        st.none() | STAGE_NAMES,
+        st.booleans(),
+        st.booleans(),
+    )
+    wellformed = st.sampled_from(
+        [
+            resolutions,
+            resolutions.map(lambda r: {"resolution": r, "repairs": []}),
+            st.builds(  # varied, or hypothesis would try the one valid group once
+                lambda group, name, qualifier, api_id: {
+                    **group,
+                    "function": {**group["function"], "name": name, "qualifier": qualifier},
+                    "api": {**group["api"], "api_id": api_id},
+                },
+                st.sampled_from([g.to_dict() for g in groups]),
+                FUNCTION_NAMES,
+                st.none() | st.sampled_from(["live", "7", "blue"]),
+                API_IDS,
+            ),
+            st.builds(lambda error, request: {"error": error, "request": request}, json_values, json_values),
+        ]
+    ).flatmap(lambda strategy: strategy)
     run_fuzz(
         record,
         "result_from_state / Resolution / FunctionGroup.from_dict",
-        states | json_values,
+        half_valid(wellformed, states | json_values),
         check,
+        min_accepted=0.2,
     )
+    assert all(count >= 0.03 * EXAMPLES for count in accepted_by.values()), accepted_by
 
 
 def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: Record) -> None:
@@ -525,7 +682,26 @@ def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: R
             "logEvents": log_events | json_values,
         },
     )
-    events = (
+    wellformed = st.fixed_dictionaries(
+        {
+            "messageType": st.just("DATA_MESSAGE"),
+            "owner": st.just(ACCOUNT),
+            "logGroup": log_groups,
+            "logStream": st.just("0123456789abcdef"),
+            "subscriptionFilters": st.just(["permheal"]),
+            "logEvents": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "id": st.from_regex(r"[0-9]{1,20}", fullmatch=True),
+                        "timestamp": st.integers(0, 2**45),
+                        "message": glued(LOG_FRAGMENTS),
+                    }
+                ),
+                max_size=8,
+            ),
+        }
+    )
+    fuzzed = (
         documents.map(awslogs_payload)
         | json_values
         | st.builds(lambda b: {"awslogs": {"data": base64.b64encode(b).decode()}}, st.binary(max_size=200))
@@ -543,4 +719,5 @@ def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: R
             assert len(incident.execution_name) <= 80
             json.dumps(incident.execution_input()).encode()  # StartExecution input must be valid UTF-8
 
-    run_fuzz(record, "detection.decode + detect", events, check)
+    events = half_valid(wellformed.map(awslogs_payload), fuzzed)
+    run_fuzz(record, "detection.decode + detect", events, check, min_accepted=0.2)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code
+from permheal.adapters.aws import client, error_code, translate
 from permheal.errors import AwsCallError, ConfigError
 from permheal.models import Outcome, RemediationResult
 
@@ -52,7 +52,10 @@ class Workflow:
         deadline = time.monotonic() + timeout
         delay = 0.2
         while True:
-            execution = self._client.describe_execution(executionArn=execution_arn)
+            try:
+                execution = self._client.describe_execution(executionArn=execution_arn)
+            except ClientError as exc:
+                raise AwsCallError(f"DescribeExecution {execution_arn}: {exc}") from exc
             status = execution["status"]
             if status == "SUCCEEDED":
                 return RemediationResult.from_dict(json.loads(execution.get("output") or "{}"))
@@ -83,6 +86,8 @@ def find_stack_output(name: str, key: str) -> str:
     try:
         stacks = client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
+        if error_code(exc) != "ValidationError":  # denied, throttled, ...: not a missing stack
+            raise translate(exc) or AwsCallError(str(exc)) from exc
         raise ConfigError(
             f"cannot find {key}: set it with its flag or PERMHEAL_* variable, "
             f"or deploy the stack {name!r} ({exc})"
