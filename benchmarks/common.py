@@ -48,13 +48,14 @@ def moto_aws() -> Iterator[None]:
     """moto in process with Lambda policies made faithful to AWS (no permheal stack)."""
     from moto import mock_aws
 
-    from permheal_local import faithful_apigateway, faithful_lambda
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
     from permheal_local.aws import MOTO_CONFIG
 
     with hermetic_env(), mock_aws(config=MOTO_CONFIG):
         installed = faithful_lambda.is_installed()
         faithful_lambda.install()
         faithful_apigateway.install()
+        faithful_apigatewayv2.install()
         forget_clients()
         try:
             yield
@@ -63,11 +64,13 @@ def moto_aws() -> Iterator[None]:
             if not installed:
                 faithful_lambda.uninstall()
                 faithful_apigateway.uninstall()
+                faithful_apigatewayv2.uninstall()
 
 
 ADAPTER_MODULES = (
     "permheal.adapters.account",
     "permheal.adapters.apigateway",
+    "permheal.adapters.apigatewayv2",
     "permheal.adapters.lambda_policy",
     "permheal.adapters.ledger",
     "permheal.adapters.workflow",

@@ -101,6 +101,68 @@ def resolve_api(api_id: str, resources: int, methods: int, authorizers: int) -> 
     }
 
 
+def build_http_api(world: Any, name: str, routes: int) -> str:
+    """An HTTP API with `routes` routes over the same four function+qualifiers (one integration each),
+    every tenth behind a REQUEST Lambda authorizer, on an auto-deployed `$default` stage."""
+    from permheal_local.builder import function_arn, integration_uri
+
+    v2 = world.client("apigatewayv2")
+    api_id = v2.create_api(Name=name, ProtocolType="HTTP")["ApiId"]
+    integrations = [
+        v2.create_integration(
+            ApiId=api_id,
+            IntegrationType="AWS_PROXY",
+            IntegrationUri=function_arn(fn, qualifier),
+            PayloadFormatVersion="2.0",
+        )["IntegrationId"]
+        for fn, qualifier in _FUNCTIONS
+    ]
+    authorizer = v2.create_authorizer(
+        ApiId=api_id,
+        AuthorizerType="REQUEST",
+        Name="auth",
+        IdentitySource=["$request.header.Authorization"],
+        AuthorizerUri=integration_uri(function_arn(_AUTH_FUNCTIONS[0])),
+        AuthorizerPayloadFormatVersion="2.0",
+    )["AuthorizerId"]
+    for index in range(routes):
+        secured = {"AuthorizationType": "CUSTOM", "AuthorizerId": authorizer} if index % 10 == 0 else {}
+        v2.create_route(
+            ApiId=api_id,
+            RouteKey=f"{('GET', 'POST', 'PUT', 'DELETE')[index % 4]} /r{index // 4:04d}/{{id}}",
+            Target=f"integrations/{integrations[index % len(integrations)]}",
+            **secured,
+        )
+    v2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    return str(api_id)
+
+
+def resolve_http_api(api_id: str, routes: int) -> dict[str, Any]:
+    """Resolve one HTTP API as the handler does; the faithful v2 double pages as AWS (500 per page)."""
+    from permheal.config import Settings
+    from permheal.handlers import adapters_for
+    from permheal.workflow.resolve import resolve
+    from permheal.workflow.state import ExecutionInput
+
+    settings = Settings()
+    counter = CallCounter()
+    with counter.installed():
+        seconds, resolution = timed(
+            lambda: resolve(adapters_for(_Context(), settings), ExecutionInput(api_id, "$default"), settings)
+        )
+    return {
+        "routes": routes,
+        "targets": sum(len(g.targets) for g in resolution.groups),
+        "function_groups": len(resolution.groups),
+        "aws_calls": counter.total,
+        "calls_per_route": round(counter.total / routes, 4),
+        "by_operation": dict(sorted(counter.calls.items())),
+        "wall_ms": round(seconds * 1000, 1),
+        "ms_in_aws_calls": round(counter.seconds_in_calls * 1000, 1),
+        "ms_permheal": round((seconds - counter.seconds_in_calls) * 1000, 1),
+    }
+
+
 def scan_account(world: Any, apis: int) -> dict[str, Any]:
     """`permheal scan` over `apis` APIs of 8 methods and 1 authorizer each."""
     from permheal.adapters.ports import Adapters
@@ -140,6 +202,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                 api_id, resources = build_api(world, f"api-{methods}-{authorizers}", methods, authorizers)
                 resolve_api(api_id, resources, methods, authorizers)  # warm the clients and moto
                 resolves.append(resolve_api(api_id, resources, methods, authorizers))
+        http_resolves = []
+        for routes in sizes:
+            http_id = build_http_api(world, f"http-{routes}", routes)
+            resolve_http_api(http_id, routes)  # warm the clients and moto
+            http_resolves.append(resolve_http_api(http_id, routes))
     with moto_aws():  # a fresh account holding only the scanned APIs
         world = World()
         build_functions(world)
@@ -150,4 +217,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "calls_per_method_falls": all(a > b for a, b in itertools.pairwise(per_method)),
         "calls_constant_in_size": len({r["aws_calls"] for r in resolves if r["resources"] <= PAGE}) == 1,
         "scan": scanned,
+        "resolve_http": http_resolves,
+        "http_calls_constant_in_size": len({r["aws_calls"] for r in http_resolves if r["routes"] <= PAGE})
+        == 1,
     }

@@ -162,6 +162,15 @@ def _control_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         )
     )
     out.append(("calls per method fall as the API grows", str(d["calls_per_method_falls"])))
+    for r in d.get("resolve_http", []):
+        out.append(
+            (
+                f"resolve HTTP API, {r['routes']:,} routes",
+                f"{r['aws_calls']} calls ({r['calls_per_route']:.3f}/route), {_n(r['wall_ms'], 1)} ms",
+            )
+        )
+    if "http_calls_constant_in_size" in d:
+        out.append(("HTTP API calls constant in size", str(d["http_calls_constant_in_size"])))
     return out
 
 

@@ -386,13 +386,14 @@ def local_aws(
     from moto import mock_aws
 
     from permheal.adapters.aws import forget_clients
-    from permheal_local import faithful_apigateway, faithful_lambda, lambda_runtime
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
     with _hermetic_environment(REGION), mock_aws(config=MOTO_CONFIG):
         forget_clients()  # a client made before the mock would not be intercepted
         patched_policies = not faithful_lambda.is_installed()
         faithful_lambda.install()
         faithful_apigateway.install()
+        faithful_apigatewayv2.install()
         lambda_runtime.install(dict(handler_env or {}))
         local: LocalAws | None = None
         try:
@@ -407,6 +408,7 @@ def local_aws(
             if patched_policies:
                 faithful_lambda.uninstall()
                 faithful_apigateway.uninstall()
+                faithful_apigatewayv2.uninstall()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from permheal_local.builder import World, execute_api, function_arn
+from permheal_local.demo_v2 import heal_http_api
 from permheal_local.simulator import ApiGatewaySimulator, log_group_name, response_text
 
 API_NAME = "petstore"
@@ -200,16 +201,20 @@ def _run(timeline: Timeline) -> dict[str, Any]:
         _show_notification(timeline, world, queue_url)
 
         after = _send(timeline, simulator, petstore, "after")
-        healed = all(r["status"] == 200 for r in after)
-        succeeded = sum(r["status"] == 200 for r in after)
+        http_api = heal_http_api(timeline, local, (API_NAME,), FUNCTION, ALIAS, AUTHORIZER_FUNCTION)
+        finals = [r["status"] for r in after] + [r["after"] for r in http_api["requests"]]
+        healed = all(status == 200 for status in finals)
+        succeeded = sum(status == 200 for status in finals)
         verdict = "Healed" if healed else "NOT healed"
         timeline.emit(
             "done",
-            f"{verdict}: {succeeded}/{len(after)} requests succeed ({timeline.elapsed_ms:,} ms in all)",
+            f"{verdict}: {succeeded}/{len(finals)} requests succeed, REST and HTTP API "
+            f"({timeline.elapsed_ms:,} ms in all)",
             healed=healed,
         )
         return {
             "healed": healed,
+            "httpApi": http_api,
             "apiId": petstore.api_id,
             "stage": STAGE,
             "executionArn": execution_arn,

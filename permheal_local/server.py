@@ -80,7 +80,7 @@ class LocalAwsServer:
         self._delivery.start()
 
     def stop(self) -> None:
-        from permheal_local import faithful_apigateway, faithful_lambda, lambda_runtime
+        from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
         self._stopping.set()
         if self._delivery is not None:
@@ -97,6 +97,7 @@ class LocalAwsServer:
             if self._patched_policies:
                 faithful_lambda.uninstall()
                 faithful_apigateway.uninstall()
+                faithful_apigatewayv2.uninstall()
             _restore(self._saved_env)
 
 
@@ -110,7 +111,7 @@ def start_local_aws(
     """Serve moto on 127.0.0.1:`port` (0 = any free port) with permheal's stack deployed into it."""
     from moto.server import ThreadedMotoServer
 
-    from permheal_local import faithful_apigateway, faithful_lambda, lambda_runtime
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one stderr line per request
     port = _free_port(port)
@@ -126,6 +127,7 @@ def start_local_aws(
         _moto_api(endpoint, "config", dict(MOTO_CONFIG))
         faithful_lambda.install()
         faithful_apigateway.install()
+        faithful_apigatewayv2.install()
         lambda_runtime.install(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -144,6 +146,7 @@ def start_local_aws(
         if patched_policies:
             faithful_lambda.uninstall()
             faithful_apigateway.uninstall()
+            faithful_apigatewayv2.uninstall()
         _restore(saved_env)
         raise
     handle = LocalAwsServer(endpoint, port, local, None, server, saved_config, saved_env, patched_policies)

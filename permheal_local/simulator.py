@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -337,8 +337,13 @@ class ApiGatewaySimulator:
     # -- CloudWatch Logs -------------------------------------------------------------------------------
 
     def _write_logs(self, api_id: str, stage: str, lines: tuple[str, ...]) -> None:
+        self._put_lines(log_group_name(api_id, stage), lines)
+
+    def _put_lines(self, group: str, lines: Sequence[str]) -> None:
+        """Append `lines` to one stream of `group` (created on first use), stamped now."""
+        if not lines:
+            return
         logs = self.client("logs")
-        group = log_group_name(api_id, stage)
         stream = self._streams.get(group)
         if stream is None:
             stream = uuid.uuid4().hex

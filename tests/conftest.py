@@ -66,10 +66,11 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from permheal.adapters.aws import forget_clients
-    from permheal_local import faithful_apigateway, faithful_lambda
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
 
     faithful_lambda.install()
     faithful_apigateway.install()
+    faithful_apigatewayv2.install()
     forget_clients()
     with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
         yield

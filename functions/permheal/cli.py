@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     scan = commands.add_parser(
-        "scan", parents=[aws], help="read-only audit of REST APIs and their Lambda permissions"
+        "scan",
+        parents=[aws],
+        help="read-only audit of REST, HTTP and WebSocket APIs and their Lambda permissions",
     )
     scan.add_argument("--api", action="append", default=[], type=API, metavar="NAME_OR_ID", help="repeatable")
     scan.add_argument("--stage", type=_stage)
@@ -174,9 +176,15 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=_port, default=5000)
     local.set_defaults(run=_local_aws, local_only=True)
 
-    from permheal.check.command import add_parser as add_check  # pure, offline; no boto3 session
-
-    add_check(commands)
+    check = commands.add_parser(
+        "check",
+        help="predict API Gateway -> Lambda permission failures from templates, before deploy (offline)",
+    )
+    check.add_argument(
+        "paths", nargs="+", metavar="PATH", help="SAM/CloudFormation template, cdk.out, OpenAPI"
+    )
+    check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    check.set_defaults(run=_check)
     return parser
 
 
@@ -323,6 +331,15 @@ def _clear_flap(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported only when used: the check needs PyYAML (permheal[check]), no other command does.
+    try:
+        from permheal.check.command import run
+    except ImportError as exc:
+        raise ConfigError(f"permheal check needs {exc.name}: pip install 'permheal[check]'") from exc
+    return run(args, out)
+
+
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     # The local AWS is a package of its own (permheal_local, the `local` extra), imported only here:
     # without moto its import raises a ConfigError naming the extra (exit 2, one line).
@@ -360,7 +377,9 @@ def render_findings(findings: Sequence[Finding]) -> str:
         (
             f.kind.value,
             f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
-            f"{f.method} {f.resource_path}"
+            f.route_key
+            if f.route_key
+            else f"{f.method} {f.resource_path}"
             if f.method
             else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
             _function_label(f.function_arn, f.qualifier),

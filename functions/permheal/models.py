@@ -39,18 +39,36 @@ class Target:
     method: str | None = None
     resource_path: str | None = None
     authorizer_id: str | None = None
+    api_type: str = "REST"
+    """REST, HTTP or WEBSOCKET (design.md, "API kinds")."""
+    route_key: str | None = None
+    """The v2 route (`GET /pets/{id}`, `$default`, `$connect`); None for REST and authorizers."""
+
+    @property
+    def whole_route(self) -> bool:
+        """A v2 route whose source ARN ends in its route key: a WebSocket route, or `$default`.
+
+        An HTTP `$default` route keeps method `ANY` and resource path `$default` (design.md)."""
+        return self.route_key is not None and (self.api_type == "WEBSOCKET" or self.route_key == "$default")
 
     @property
     def source_arn(self) -> str:
         """The exact source ARN API Gateway presents, used to evaluate the policy."""
         if self.kind is TargetKind.AUTHORIZER:
             return self.api.authorizer_arn(str(self.authorizer_id))
+        if self.whole_route:
+            return f"{self.api.prefix}/{self.stage}/{self.route_key}"
         return self.api.method_arn(self.stage, str(self.method), str(self.resource_path))
 
     def grant_pattern(self, scope: Scope) -> str:
         """The narrowest SourceArn pattern the scope allows that still lets this call through."""
         if self.kind is TargetKind.AUTHORIZER:
             return self.source_arn
+        if self.whole_route:
+            # A route key is one segment after the stage: `{api}/*/*/*` would not match it.
+            if scope is Scope.API:
+                return f"{self.api.prefix}/*/*"
+            return f"{self.api.prefix}/{self.stage if scope is Scope.STAGE else '*'}/{self.route_key}"
         if scope is Scope.API:
             return f"{self.api.prefix}/*/*/*"
         method = "*" if self.method == "ANY" else str(self.method)
@@ -58,14 +76,20 @@ class Target:
         return f"{self.api.prefix}/{stage}/{method}{wildcard_path(str(self.resource_path))}"
 
     def site(self) -> dict[str, Any]:
-        """Where in the API this call happens; the API and function are carried by its group."""
-        return {
+        """Where in the API this call happens; the API and function are carried by its group.
+
+        REST sites leave out `apiType`/`routeKey` (REST is the default): the workflow state of a
+        large REST API stays the size it was."""
+        site: dict[str, Any] = {
             "kind": self.kind.value,
             "stage": self.stage,
             "method": self.method,
             "resourcePath": self.resource_path,
             "authorizerId": self.authorizer_id,
         }
+        if self.api_type != "REST":
+            site.update(apiType=self.api_type, routeKey=self.route_key)
+        return site
 
     @classmethod
     def at_site(cls, api: ApiRef, function: FunctionRef, site: dict[str, Any]) -> Target:
@@ -78,6 +102,8 @@ class Target:
                 method=site.get("method"),
                 resource_path=site.get("resourcePath"),
                 authorizer_id=site.get("authorizerId"),
+                api_type=str(site.get("apiType") or "REST"),
+                route_key=site.get("routeKey"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ParseError(f"malformed target: {exc!r}") from exc
@@ -95,6 +121,8 @@ class FindingKind(StrEnum):
     MISSING_FUNCTION = "missing_function"
     UNDEPLOYED_CHANGE = "undeployed_change"
     """The working copy invokes a function no stage serves yet (edited without redeploying)."""
+    ACCESS_LOG_MISSING_ERROR = "access_log_missing_error"
+    """An HTTP API stage whose access log cannot show a permission failure (design.md, "API kinds")."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,8 @@ class Finding:
     source_arn: str | None = None
     sid: str | None = None
     detail: str = ""
+    api_type: str | None = None
+    route_key: str | None = None
 
     @classmethod
     def for_target(cls, kind: FindingKind, target: Target, api_name: str | None, **extra: Any) -> Finding:
@@ -125,6 +155,8 @@ class Finding:
             function_arn=target.function.unqualified_arn,
             qualifier=target.function.qualifier,
             source_arn=target.source_arn,
+            api_type=target.api_type,
+            route_key=target.route_key,
             **extra,
         )
 

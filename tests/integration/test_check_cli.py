@@ -126,6 +126,21 @@ def test_without_pyyaml_check_is_an_install_hint_and_exit_2(
     assert run.code == 2 and "needs yaml: pip install 'permheal[check]'" in err
 
 
+def test_without_pyyaml_every_other_command_still_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an install without the check extra (no PyYAML, permheal.check never imported)
+    for name in [m for m in sys.modules if m.startswith("permheal.check")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    from permheal.cli import _parser
+
+    # When the CLI builds its parser for another command
+    args = _parser().parse_args(["demo"])
+
+    # Then it does so without touching the check package
+    assert args.command == "demo"
+    assert not any(m.startswith("permheal.check") for m in sys.modules)
+
+
 def test_check_opens_no_network_connection(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("permheal check opened a network connection")

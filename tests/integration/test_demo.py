@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from permheal_local.demo import REQUESTS, run_demo
+from permheal_local.demo_v2 import HTTP_REQUESTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
 
@@ -65,7 +66,8 @@ def test_the_text_demo_heals_every_request_and_exits_0() -> None:
 
     text = out.getvalue()
     assert code == 0
-    assert f"Healed: {len(REQUESTS)}/{len(REQUESTS)} requests succeed" in text
+    total = len(REQUESTS) + len(HTTP_REQUESTS)
+    assert f"Healed: {total}/{total} requests succeed, REST and HTTP API" in text
     assert "500" in text and "200" in text
     assert "permheal-detect" in text and "SNS notification: permheal repaired" in text
 
@@ -79,6 +81,21 @@ def test_the_json_demo_exits_0_with_every_final_request_succeeding(demo_json: An
     assert [r["before"] for r in outcome["requests"]] == [500] * len(REQUESTS)
     assert [r["after"] for r in outcome["requests"]] == [200] * len(REQUESTS)
     assert outcome["remediation"]["outcome"] == "repaired"
+
+
+def test_the_json_demo_heals_an_http_api_too(demo_json: Any) -> None:
+    _, document = demo_json
+
+    http_api = document["outcome"]["httpApi"]
+    assert [r["before"] for r in http_api["requests"]] == [500] * len(HTTP_REQUESTS)
+    assert [r["after"] for r in http_api["requests"]] == [200] * len(HTTP_REQUESTS)
+    assert http_api["remediation"]["outcome"] == "repaired"
+    assert {
+        (c["functionArn"].rsplit(":", 1)[-1], c["qualifier"]) for c in http_api["remediation"]["changes"]
+    } == {
+        ("pets", "live"),
+        ("pets-authorizer", None),
+    }
 
 
 def test_the_json_timeline_shows_the_detector_starting_the_workflow(demo_json: Any) -> None:

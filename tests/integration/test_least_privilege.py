@@ -380,10 +380,10 @@ def test_control_plane_reads_are_limited_to_api_listings(
     found = [(owner, s) for owner, s in statements if any(a.startswith("apigateway:") for a in _actions(s))]
     # When its actions and resources are read
     paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
-    # Then the resolver may only GET REST APIs (and their sub-resources) and list v2 API ids
+    # Then the resolver may only GET REST, HTTP and WebSocket APIs (and their sub-resources)
     assert {owner for owner, _ in found} == {"ResolveTargetsFunction"}
     assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
-    assert paths == {"/restapis", "/restapis/*", "/apis"}
+    assert paths == {"/restapis", "/restapis/*", "/apis", "/apis/*"}
 
 
 def test_ledger_access_is_limited_to_its_own_table(statements: list[tuple[str, dict[str, Any]]]) -> None:

@@ -704,7 +704,7 @@ def test_unknown_api_is_a_usage_error(world: World, cli: Any, capsys: pytest.Cap
 
     # Then exit 2 with a message saying what was not found, and nothing on stdout
     assert (run.code, run.out) == (2, "")
-    assert "no REST API with id or name 'nope'" in capsys.readouterr().err
+    assert "no REST API, HTTP API or WebSocket API with id or name 'nope'" in capsys.readouterr().err
 
 
 def test_ambiguous_api_name_is_a_usage_error_listing_ids(

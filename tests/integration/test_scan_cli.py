@@ -10,6 +10,8 @@ import pytest
 from permheal_local.builder import ACCOUNT, World, execute_api, function_arn
 
 CONTRACT_KEYS = {
+    "apiType",  # design.md, "API kinds"
+    "routeKey",
     "kind",
     "apiId",
     "apiName",

@@ -46,6 +46,8 @@ FINDING_KEYS = [
     "sourceArn",
     "sid",
     "detail",
+    "apiType",  # design.md, "API kinds": REST | HTTP | WEBSOCKET
+    "routeKey",  # v2 routes only
 ]
 FINDING_KINDS = {
     "missing_permission",
@@ -58,6 +60,7 @@ FINDING_KINDS = {
     "cross_account_function",
     "missing_function",
     "undeployed_change",  # additive (issue 9): working copy invokes what no stage serves
+    "access_log_missing_error",  # design.md, "API kinds": an HTTP stage's access log cannot show failures
 }
 
 # --- Finding ---------------------------------------------------------------------------------------
@@ -113,6 +116,7 @@ def test_finding_for_target_copies_where_the_call_happens() -> None:
         source_arn=f"{PREFIX}/prod/GET/pets",
         sid="s",
         detail="d",
+        api_type="REST",
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from permheal.adapters.apigatewayv2 import ApiGatewayV2, V2Api, V2Definition
 from permheal.adapters.aws import client, error_code
 from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
 from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
@@ -22,8 +23,12 @@ PAGE_SIZE = 500
 
 @dataclass(frozen=True)
 class RestApi:
+    """An API of any kind (the name predates HTTP and WebSocket APIs)."""
+
     api_id: str
     name: str
+    api_type: str = "REST"
+    """REST, HTTP or WEBSOCKET."""
 
 
 @dataclass(frozen=True)
@@ -52,56 +57,66 @@ class ApiDefinition:
 class ApiGateway:
     def __init__(self, apigw: APIGatewayClient | None = None, apigwv2: ApiGatewayV2Client | None = None):
         self._client = apigw or client("apigateway")
-        self._v2 = apigwv2
+        self._v2_client = apigwv2
+        self._v2_adapter: ApiGatewayV2 | None = None
         self._apis: list[RestApi] | None = None
+
+    @property
+    def v2(self) -> ApiGatewayV2:
+        """The HTTP/WebSocket control plane, created on first use (a REST-only run never needs it)."""
+        if self._v2_adapter is None:
+            self._v2_adapter = ApiGatewayV2(self._v2_client, self.region)
+        return self._v2_adapter
 
     @property
     def region(self) -> str:
         return str(self._client.meta.region_name)
 
     def list_apis(self) -> list[RestApi]:
-        """Every REST API in the region (one call per 500 APIs), cached for this adapter's life."""
+        """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here."""
         if self._apis is None:
             pages = self._call(
                 self._client.get_paginator("get_rest_apis").paginate, PaginationConfig={"PageSize": PAGE_SIZE}
             )
-            self._apis = [
-                RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]
-            ]
+            rest = [RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]]
+            self._apis = rest + [_v1(api) for api in self.v2.list_apis()]
         return self._apis
 
     def find_api(self, name_or_id: str) -> RestApi:
-        """Find an API by id, else by name; a name several APIs share is an error listing them."""
+        """Find an API of any kind by id, else by name; a name several APIs share is an error listing them."""
         try:
             item = self._client.get_rest_api(restApiId=name_or_id)
             return RestApi(item["id"], item.get("name", ""))
         except ClientError as exc:
             if error_code(exc) not in ("NotFoundException", "BadRequestException"):
                 raise AwsCallError(f"GetRestApi {name_or_id}: {exc}") from exc
+        v2 = self.v2.get_api(name_or_id)
+        if v2 is not None:
+            return _v1(v2)
         matches = [api for api in self.list_apis() if api.name == name_or_id]
         if not matches:
-            raise NotFoundError(f"no REST API with id or name {name_or_id!r} in {self.region}")
+            raise NotFoundError(
+                f"no REST API, HTTP API or WebSocket API with id or name {name_or_id!r} in {self.region}"
+            )
         if len(matches) > 1:
-            ids = ", ".join(api.api_id for api in matches)
-            raise AmbiguousApiError(f"{len(matches)} REST APIs are named {name_or_id!r} ({ids}); pass an id")
+            ids = ", ".join(f"{api.api_id} ({api.api_type})" for api in matches)
+            raise AmbiguousApiError(f"{len(matches)} APIs are named {name_or_id!r}: {ids}; pass an id")
         return matches[0]
 
     def all_api_ids(self) -> frozenset[str] | None:
         """REST, HTTP and WebSocket API ids, to tell stale grants; None if any list is unreadable."""
         try:
-            ids = {api.api_id for api in self.list_apis()}
-            v2 = self._v2 or client("apigatewayv2", self.region)
-            token: str | None = None
-            while True:
-                page = v2.get_apis(MaxResults=str(PAGE_SIZE), **({"NextToken": token} if token else {}))
-                ids.update(item["ApiId"] for item in page.get("Items", []))
-                token = page.get("NextToken")
-                if not token:
-                    return frozenset(ids)
-        except (ClientError, AwsCallError):
+            return frozenset(api.api_id for api in self.list_apis())
+        except (ClientError, AwsCallError, NotFoundError):
             return None
 
-    def definition(self, api: RestApi, stage: str | None = None) -> ApiDefinition:
+    def definition(self, api: RestApi, stage: str | None = None) -> ApiDefinition | V2Definition:
+        """What the API's stages invoke: `_rest_definition` for REST, `ApiGatewayV2` for the others."""
+        if api.api_type != "REST":
+            return self.v2.definition(V2Api(api.api_id, api.name, api.api_type), stage)
+        return self._rest_definition(api, stage)
+
+    def _rest_definition(self, api: RestApi, stage: str | None = None) -> ApiDefinition:
         """Per stage what it serves (one GetExport each); authorizers, stages, working copy once.
 
         Calls: GetStages (or GetStage), GetAuthorizers, GetResources (per 500 items), and one
@@ -181,3 +196,7 @@ class ApiGateway:
             if error_code(exc) == "NotFoundException":
                 raise NotFoundError(str(exc)) from exc
             raise AwsCallError(str(exc)) from exc
+
+
+def _v1(api: V2Api) -> RestApi:
+    return RestApi(api.api_id, api.name, api.protocol)

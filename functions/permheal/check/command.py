@@ -1,26 +1,13 @@
-"""The `permheal check` subcommand: argument wiring and the one-line-error promise."""
+"""The `permheal check` subcommand (cli.py parses its arguments): the one-line-error promise."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+from typing import TextIO
 
 from permheal.errors import ConfigError, PermhealError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-
-
-def add_parser(commands: Any) -> None:
-    """Register `check` on the CLI's subparsers (kept here so cli.py only gains one line)."""
-    check = commands.add_parser(
-        "check",
-        help="predict API Gateway -> Lambda permission failures from templates, before deploy (offline)",
-    )
-    check.add_argument(
-        "paths", nargs="+", metavar="PATH", help="SAM/CloudFormation template, cdk.out, OpenAPI"
-    )
-    check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
-    check.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

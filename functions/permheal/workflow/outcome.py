@@ -10,7 +10,7 @@ from typing import Any
 
 from permheal.errors import ParseError
 from permheal.limits import clip
-from permheal.models import Outcome, RemediationResult
+from permheal.models import Finding, Outcome, RemediationResult
 from permheal.workflow.state import RepairResult, Resolution
 
 
@@ -22,7 +22,10 @@ def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> Remedi
     that needs a human, so it exits 1 like the real run would, and its error says why.
     """
     changes = tuple(r.change for r in repairs if r.change.changed)
-    findings = resolution.findings + tuple(f for r in repairs for f in r.findings)
+    types = {resolution.api.api_id: resolution.api.api_type}
+    findings = tuple(
+        with_api_type(f, types) for f in resolution.findings + tuple(f for r in repairs for f in r.findings)
+    )
     problems = [r.error or r.refusal for r in repairs if (r.error or r.refusal) and not r.flapping]
     flapping = [r.refusal for r in repairs if r.flapping]
     if problems:
@@ -36,6 +39,13 @@ def summarize(resolution: Resolution, repairs: Sequence[RepairResult]) -> Remedi
     return RemediationResult(
         outcome, resolution.api.api_id, resolution.stage, resolution.api.name, changes, findings, error
     )
+
+
+def with_api_type(finding: Finding, types: dict[str, str]) -> Finding:
+    """The finding with its API's kind when it names a known API (grant findings come without one)."""
+    if finding.api_type or finding.api_id not in types:
+        return finding
+    return replace(finding, api_type=types[str(finding.api_id)])
 
 
 def refused(resolution: Resolution) -> RemediationResult:

@@ -7,8 +7,10 @@ from dataclasses import replace
 
 from permheal.adapters.account import Identity
 from permheal.adapters.apigateway import ApiDefinition
+from permheal.adapters.apigatewayv2 import V2Definition
 from permheal.adapters.ledger import EntryKind
 from permheal.adapters.ports import Adapters
+from permheal.apiv2 import v2_targets
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
 from permheal.models import Finding, Target
@@ -46,9 +48,19 @@ def resolve(
 
 
 def api_targets(
-    definition: ApiDefinition, identity: Identity, region: str
+    definition: ApiDefinition | V2Definition, identity: Identity, region: str
 ) -> tuple[list[Target], list[Finding]]:
     """What every stage (and its canary) serves; working-copy targets no stage serves are reported."""
+    if isinstance(definition, V2Definition):
+        v2_ref = ApiRef(identity.partition, region, identity.account, definition.api_id)
+        return v2_targets(v2_ref, definition.name, definition.spec, definition.stages)
+    targets, findings = _rest_targets(definition, identity, region)
+    return targets, [f if f.api_type else replace(f, api_type="REST") for f in findings]
+
+
+def _rest_targets(
+    definition: ApiDefinition, identity: Identity, region: str
+) -> tuple[list[Target], list[Finding]]:
     ref = ApiRef(identity.partition, region, identity.account, definition.api.api_id)
     targets: list[Target] = []
     findings: list[Finding] = []

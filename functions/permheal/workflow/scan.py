@@ -19,6 +19,7 @@ from permheal.arns import ApiRef
 from permheal.errors import NotFoundError
 from permheal.models import Finding, FindingKind, Target
 from permheal.planner import PlanOptions, plan_repair
+from permheal.workflow.outcome import with_api_type
 from permheal.workflow.repair import merge_findings
 from permheal.workflow.resolve import api_targets, group_by_function
 
@@ -41,6 +42,7 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
         targets.extend(found)
         findings.extend(api_findings)
     names = {api.api_id: api.name for api in chosen}
+    types = {api.api_id: api.api_type for api in chosen}
     options = replace(options, existing_api_ids=gateway.all_api_ids())
     for group in group_by_function(targets):
         try:
@@ -57,7 +59,7 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
             )
             findings.extend(plan.findings)
     # Two APIs calling one function both see its stale grants and its size: report each once.
-    return list(merge_findings(findings))
+    return [with_api_type(f, types) for f in merge_findings(findings)]
 
 
 def _by_api(targets: Sequence[Target]) -> list[tuple[ApiRef, list[Target]]]:

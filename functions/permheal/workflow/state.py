@@ -189,6 +189,7 @@ class RepairContext:
         return {
             "apiId": self.api.api_id,
             "apiName": self.api.name,
+            "apiType": self.api.api_type,
             "stage": self.stage,
             "dryRun": self.dry_run,
             "existingApiIds": None if self.existing_api_ids is None else sorted(self.existing_api_ids),
@@ -202,7 +203,9 @@ class RepairContext:
         try:
             existing = context.get("existingApiIds")
             return cls(
-                RestApi(context["apiId"], context.get("apiName") or ""),
+                RestApi(
+                    context["apiId"], context.get("apiName") or "", str(context.get("apiType") or "REST")
+                ),
                 context.get("stage"),
                 None if existing is None else frozenset(existing),
                 bool(context.get("dryRun")),

@@ -1,0 +1,109 @@
+"""API Gateway v2 control plane (HTTP and WebSocket APIs): what their routes invoke.
+
+Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetAuthorizers
+and GetStages (or GetStage), each paginated by 500 items (a page per 500 routes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from permheal.adapters.aws import client, error_code
+from permheal.apiv2 import (
+    V2Spec,
+    V2Stage,
+    authorizer_from,
+    integration_from,
+    route_from,
+    stage_from,
+)
+from permheal.errors import AwsCallError, NotFoundError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
+
+PAGE_SIZE = "500"
+
+
+@dataclass(frozen=True)
+class V2Api:
+    api_id: str
+    name: str
+    protocol: str
+    """HTTP or WEBSOCKET."""
+
+
+@dataclass(frozen=True)
+class V2Definition:
+    """Everything about one HTTP or WebSocket API that resolving its Lambda targets needs."""
+
+    api_id: str
+    name: str
+    spec: V2Spec
+    stages: tuple[V2Stage, ...]
+    stage_filter: str | None = None
+
+
+class ApiGatewayV2:
+    def __init__(self, apigwv2: ApiGatewayV2Client | None = None, region: str | None = None):
+        self._client = apigwv2 or client("apigatewayv2", region)
+        self._apis: list[V2Api] | None = None
+
+    def list_apis(self) -> list[V2Api]:
+        """Every HTTP and WebSocket API in the region, cached for this adapter's life."""
+        if self._apis is None:
+            self._apis = [_api(item) for item in self._pages(self._client.get_apis)]
+        return self._apis
+
+    def get_api(self, api_id: str) -> V2Api | None:
+        """The API with this id, or None when there is none (or the id is not a v2 id)."""
+        try:
+            return _api(self._client.get_api(ApiId=api_id))
+        except ClientError as exc:
+            if error_code(exc) in ("NotFoundException", "BadRequestException"):
+                return None
+            raise AwsCallError(f"GetApi {api_id}: {exc}") from exc
+
+    def definition(self, api: V2Api, stage: str | None = None) -> V2Definition:
+        """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
+        api_id = api.api_id
+        if stage is None:
+            stages = [stage_from(item) for item in self._pages(self._client.get_stages, ApiId=api_id)]
+        else:
+            try:
+                stages = [stage_from(self._client.get_stage(ApiId=api_id, StageName=stage))]
+            except ClientError as exc:
+                if error_code(exc) == "NotFoundException":
+                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
+        integrations = (integration_from(i) for i in self._pages(self._client.get_integrations, ApiId=api_id))
+        authorizers = (authorizer_from(a) for a in self._pages(self._client.get_authorizers, ApiId=api_id))
+        spec = V2Spec(
+            api.protocol,
+            tuple(route_from(r) for r in self._pages(self._client.get_routes, ApiId=api_id)),
+            {i.integration_id: i for i in integrations},
+            {a.authorizer_id: a for a in authorizers},
+        )
+        return V2Definition(api_id, api.name, spec, tuple(stages), stage)
+
+    def _pages(self, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            try:
+                page = operation(MaxResults=PAGE_SIZE, **kwargs, **({"NextToken": token} if token else {}))
+            except ClientError as exc:
+                if error_code(exc) == "NotFoundException":
+                    raise NotFoundError(str(exc)) from exc
+                raise AwsCallError(str(exc)) from exc
+            yield from page.get("Items", [])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+
+def _api(item: Mapping[str, Any]) -> V2Api:
+    return V2Api(str(item["ApiId"]), str(item.get("Name") or ""), str(item.get("ProtocolType") or "HTTP"))
