@@ -50,29 +50,40 @@ _FOREIGN_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 
 @dataclass(frozen=True)
 class FilterPattern:
-    """A CloudWatch Logs filter pattern for unstructured events: quoted phrases and plain terms.
+    """A CloudWatch Logs filter pattern for unstructured events: terms, quoted phrases, `?` alternatives.
 
-    Every term must occur in the message (terms are ANDed), case-sensitively; an empty pattern
-    matches everything. Other syntaxes (JSON `{...}`, space-delimited `[...]`, `?term`, `-term`,
-    `%regex%`) raise ValueError: guessing their meaning would deliver the wrong events.
+    Terms match case-sensitively anywhere in the message. Without `?` every term must occur (AND);
+    when every term is written `?term` / `?"a phrase"`, any one of them suffices (OR), as the
+    CloudWatch Logs docs define `?ERROR ?WARN`. An empty pattern matches everything. A mix of `?`
+    and plain terms, and other syntaxes (JSON `{...}`, space-delimited `[...]`, `-term`,
+    `%regex%`), raise ValueError: their meaning is not documented precisely enough to emulate, and
+    a guess would deliver the wrong events.
     """
 
     text: str
     terms: tuple[str, ...] = ()
+    any_term: bool = False
 
     @classmethod
     def parse(cls, text: str) -> FilterPattern:
         terms: list[str] = []
+        optional: list[bool] = []
         position = 0
         while position < len(text):
             char = text[position]
             if char.isspace():
                 position += 1
-            elif char == '"':
+                continue
+            alternative = char == "?"
+            if alternative:
+                position += 1
+                if position >= len(text) or text[position].isspace():
+                    raise ValueError(f"'?' without a term in filter pattern {text!r}")
+            if text[position] == '"':
                 match = _QUOTED.match(text, position)
                 if match is None:
                     raise ValueError(f"unterminated quoted phrase in filter pattern {text!r}")
-                terms.append(re.sub(r"\\(.)", r"\1", match[1]))
+                term = re.sub(r"\\(.)", r"\1", match[1])
                 position = match.end()
             else:
                 end = position
@@ -81,11 +92,17 @@ class FilterPattern:
                 term = text[position:end]
                 if term[0] in "{[?-%" or '"' in term:
                     raise ValueError(f"unsupported filter pattern syntax {term!r} in {text!r}")
-                terms.append(term)
                 position = end
-        return cls(text, tuple(t for t in terms if t))
+            if term:
+                terms.append(term)
+                optional.append(alternative)
+        if any(optional) and not all(optional):
+            raise ValueError(f"filter pattern mixes '?' alternatives with required terms: {text!r}")
+        return cls(text, tuple(terms), bool(optional) and all(optional))
 
     def matches(self, message: str) -> bool:
+        if self.any_term:
+            return any(term in message for term in self.terms)
         return all(term in message for term in self.terms)
 
 

@@ -1,8 +1,14 @@
 """From a CloudWatch Logs subscription payload to incidents: one per API, stage and time window.
 
-Pure. The log group names the API and stage (API Gateway writes it); every other line only adds
-hints. A thousand failing requests in one window make one incident with one deterministic name,
-which Step Functions refuses to start twice: that is the storm suppression.
+Pure. An execution log group (REST, WebSocket) names the API and stage (API Gateway writes it);
+every other line only adds hints. A thousand failing requests in one window make one incident with
+one deterministic name, which Step Functions refuses to start twice: that is the storm suppression.
+
+Any other log group may be an HTTP API stage's access log (`permheal.accesslog`). Its lines name the
+API and stage only when the user's format includes them, and anyone who can write to the group can
+forge them, so an access-log incident names its *log group*: the resolve step finds the stage(s)
+whose access-log destination is that group through the control plane (narrowed, never widened, by
+the line's API id and stage). The detector itself makes no AWS call but StartExecution.
 """
 
 from __future__ import annotations
@@ -13,11 +19,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from permheal.accesslog import (
+    ACCESS_LOG_PHRASE,
+    ASSUME_ROLE_PHRASE,
+    AccessFailure,
+    AccessFailureKind,
+    parse_access_line,
+    route_hint,
+)
 from permheal.errors import ParseError
 from permheal.logparse import (
+    EXECUTION_LOG_GROUP_PREFIX,
+    PERMISSION_FAILURE_PHRASE,
     LineKind,
     RequestTrace,
     group_by_request,
+    is_execution_log_group,
     may_be_failure,
     parse_line,
     parse_log_group,
@@ -26,6 +43,12 @@ from permheal.logparse import (
 from permheal.targets import Hint
 from permheal.workflow.state import ExecutionInput
 
+SUBSCRIPTION_FILTER_PATTERN = " ".join(
+    f'?"{phrase}"' for phrase in (PERMISSION_FAILURE_PHRASE, ACCESS_LOG_PHRASE, ASSUME_ROLE_PHRASE)
+)
+"""The one CloudWatch Logs filter pattern (template.yaml's Constants) that delivers every line detection
+uses: REST/WebSocket execution-log failures, HTTP API access-log failures (integration and authorizer:
+the words after the apostrophe, which may be straight or curly) and assume-role failures (reported)."""
 DEFAULT_WINDOW_SECONDS = 900
 MAX_HINTS = 20
 _PREFIX_SCAN_LIMIT = 64
@@ -33,6 +56,8 @@ _ORPHAN_KINDS = frozenset(
     {LineKind.PERMISSION_FAILURE, LineKind.HTTP_API_INTEGRATION_FAILURE, LineKind.ASSUME_ROLE_FAILURE}
 )
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
+_LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+"""CloudWatch Logs' own rule for log group names."""
 
 
 @dataclass(frozen=True)
@@ -62,31 +87,44 @@ def decode(event: Any) -> LogBatch:
 
 @dataclass(frozen=True)
 class Incident:
-    api_id: str
-    stage: str
+    """Failures of one stage in one window. An access-log incident may not know its API or stage."""
+
+    api_id: str | None
+    stage: str | None
     window_start: int
     log_group: str
     failures: int
     first_seen_ms: int
     hints: tuple[Hint, ...] = ()
+    access_log: bool = False
 
     @property
     def execution_name(self) -> str:
-        """Deterministic, so every batch of the same incident asks for the same execution."""
+        """Deterministic, so every batch of the same incident asks for the same execution.
+
+        Access-log incidents hash the log group in: a line naming another group's API must not
+        suppress (or be suppressed by) the real incident of that API.
+        """
+        if self.access_log:
+            key = f"{self.api_id or ''}\n{self.stage or ''}\n{self.log_group}"
+            digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+            api = _NAME_UNSAFE.sub("_", self.api_id or "any")[:24]
+            return f"access-{api}-{digest}-{self.window_start}"
         name = f"{self.api_id}-{self.stage}-{self.window_start}"
         if len(name) <= 80 and not _NAME_UNSAFE.search(name):
             return name
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        return f"{_NAME_UNSAFE.sub('_', self.api_id)[:30]}-{digest}-{self.window_start}"
+        return f"{_NAME_UNSAFE.sub('_', self.api_id or '')[:30]}-{digest}-{self.window_start}"
 
     def execution_input(self) -> dict[str, Any]:
         return ExecutionInput(
-            self.api_id,
+            self.api_id or "",
             self.stage,
             self.hints,
             source="logs",
             by_id=True,
             log_group=self.log_group,
+            log_type="access" if self.access_log else None,
             detected_at=datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
             failures=self.failures,
         ).to_event()
@@ -106,6 +144,12 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
         return Detection()
     if batch.message_type != "DATA_MESSAGE":
         raise ParseError(f"unknown messageType {batch.message_type!r}")
+    if not is_execution_log_group(batch.log_group) or (
+        # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
+        not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX)
+        and any(parse_access_line(message) is not None for _, message in batch.events)
+    ):
+        return _detect_access(batch, window_seconds)
     api_id, stage = parse_log_group(batch.log_group)
     lines = [(ts, parse_line(message)) for ts, message in _failing_requests(batch.events)]
     # Lines without a request id only count when they are failures (each is its own trace).
@@ -135,6 +179,60 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
     roles = tuple(sorted({t.assume_role_failure for t in traces if t.assume_role_failure is not None}))
     failure_lines = sum(1 for _, line in lines if line.kind is LineKind.PERMISSION_FAILURE)
     return Detection(incidents, failure_lines, roles)
+
+
+def _detect_access(batch: LogBatch, window_seconds: int) -> Detection:
+    """Access-log lines (HTTP APIs): one incident per (API id, stage as the line says, window)."""
+    failures: list[tuple[int, AccessFailure]] = []
+    for ts, message in batch.events:
+        found = parse_access_line(message)
+        if found is not None:
+            failures.append((ts, found))
+    if not failures:
+        # The subscription delivered something that is neither an execution log nor an access-log
+        # failure: keep it for a person (dead letter), as any other payload the detector cannot use.
+        raise ParseError(
+            "not an API Gateway execution log group and no access-log permission failure in it: "
+            + repr(batch.log_group[:200])
+        )
+    if _LOG_GROUP_NAME.fullmatch(batch.log_group) is None:
+        raise ParseError(f"invalid log group name {batch.log_group[:200]!r}")
+    roles = tuple(sorted({f.role_arn or "" for _, f in failures if f.kind is AccessFailureKind.ASSUME_ROLE}))
+    groups: dict[tuple[str | None, str | None, int], list[tuple[int, AccessFailure]]] = {}
+    for ts, failure in failures:
+        if failure.kind is AccessFailureKind.ASSUME_ROLE:
+            continue
+        window = ts // 1000 // window_seconds * window_seconds
+        groups.setdefault((failure.api_id, failure.stage, window), []).append((ts, failure))
+    incidents = tuple(
+        Incident(
+            api_id,
+            stage,
+            window,
+            batch.log_group,
+            len(group),
+            min(ts for ts, _ in group),
+            _access_hints([failure for _, failure in group]),
+            access_log=True,
+        )
+        for (api_id, stage, window), group in sorted(
+            groups.items(), key=lambda item: (item[0][2], item[0][0] or "", item[0][1] or "")
+        )
+    )
+    return Detection(incidents, sum(len(group) for group in groups.values()), roles)
+
+
+def _access_hints(failures: list[AccessFailure]) -> tuple[Hint, ...]:
+    """Route hints, or none when any failure names no route or is an authorizer's (it hides the routes)."""
+    hints: list[Hint] = []
+    for failure in failures:
+        if failure.kind is not AccessFailureKind.INTEGRATION or failure.route_key is None:
+            return ()
+        method, path = route_hint(failure.route_key)
+        hint = Hint(method=method, resource_path=path, route_key=failure.route_key)
+        if hint not in hints:
+            hints.append(hint)
+    return tuple(hints) if len(hints) <= MAX_HINTS else ()
 
 
 def _failing_requests(events: tuple[tuple[int, str], ...]) -> list[tuple[int, str]]:
@@ -175,6 +273,7 @@ def _hints(traces: list[RequestTrace]) -> tuple[Hint, ...]:
             resource_path=None if trace.authorizer_failure else trace.resource_path,
             authorizer_id=trace.authorizer_id if trace.authorizer_failure else None,
             function=trace.function_hint,
+            route_key=None if trace.authorizer_failure else trace.route_key,
         )
         if hint == Hint():
             return ()

@@ -16,11 +16,13 @@ from urllib.parse import unquote
 from permheal.errors import ParseError
 
 __all__ = [
+    "EXECUTION_LOG_GROUP_PREFIX",
     "PERMISSION_FAILURE_PHRASE",
     "LineKind",
     "LogLine",
     "RequestTrace",
     "group_by_request",
+    "is_execution_log_group",
     "is_permission_failure",
     "may_be_failure",
     "parse_line",
@@ -31,7 +33,10 @@ __all__ = [
 PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
 """The subscription filter phrase; case-sensitive, as CloudWatch Logs matches it."""
 
-_LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+EXECUTION_LOG_GROUP_PREFIX = _LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+_V2_LOG_GROUP_PREFIX = "/aws/apigateway/"
+"""WebSocket execution logs may also be named `/aws/apigateway/{api}/{stage}` (unverified which one AWS
+uses for WebSocket APIs; both are read as the API and stage they name)."""
 _API_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _CANARY_SUFFIX = "/Canary"
@@ -55,6 +60,8 @@ _AUTHORIZER_COMPLETED = "Successfully completed authorizer execution"
 _GATEWAY_RESPONSE = "Gateway response type: "
 _GATEWAY_STATUS = " with status code: "
 _METHOD_COMPLETED = "Method completed with status: "
+_WEBSOCKET_ROUTE = "WebSocket Request Route: ["
+"""WebSocket execution logs name the route (`$connect`, `sendmessage`); prefix is the extended id."""
 _FUNCTIONS = "/functions/"
 _INVOCATIONS = "/invocations"
 
@@ -84,6 +91,7 @@ class LineKind(StrEnum):
     ASSUME_ROLE_FAILURE = "assume_role_failure"
     GATEWAY_RESPONSE = "gateway_response"
     METHOD_COMPLETED = "method_completed"
+    WEBSOCKET_ROUTE = "websocket_route"
     HTTP_API_INTEGRATION_FAILURE = "http_api_integration_failure"
     OTHER = "other"
 
@@ -111,6 +119,7 @@ class LogLine:
     status: int | None = None
     gateway_response: str | None = None
     via_authorizer: bool = False
+    route_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +141,8 @@ class RequestTrace:
     authorizer_failure: bool = False
     assume_role_failure: str | None = None
     status: int | None = None
+    route_key: str | None = None
+    """The WebSocket route the request took (untrusted, narrows only)."""
 
 
 def _shown(value: str) -> str:
@@ -139,6 +150,21 @@ def _shown(value: str) -> str:
     if len(value) > _MAX_SHOWN:
         return repr(value[:_MAX_SHOWN]) + "..."
     return repr(value)
+
+
+def is_execution_log_group(name: str) -> bool:
+    """A REST or WebSocket execution log group by its name; anything else may be an access log."""
+    return isinstance(name, str) and (name.startswith(_LOG_GROUP_PREFIX) or _v2_group(name) is not None)
+
+
+def _v2_group(name: str) -> tuple[str, str] | None:
+    """`/aws/apigateway/{api}/{stage}` → (api, stage) when both parts are well-formed, else None."""
+    if not name.startswith(_V2_LOG_GROUP_PREFIX):
+        return None
+    api_id, slash, stage = name[len(_V2_LOG_GROUP_PREFIX) :].partition("/")
+    if slash and _API_ID.fullmatch(api_id) and _STAGE.fullmatch(stage):
+        return api_id, stage
+    return None
 
 
 def parse_log_group(name: str) -> tuple[str, str]:
@@ -149,6 +175,9 @@ def parse_log_group(name: str) -> tuple[str, str]:
     """
     if not isinstance(name, str):
         raise ParseError(f"log group name must be a string, not {type(name).__name__}")
+    v2 = _v2_group(name)
+    if v2 is not None:
+        return v2
     if not name.startswith(_LOG_GROUP_PREFIX):
         raise ParseError(f"not an API Gateway execution log group: {_shown(name)}")
     rest = name[len(_LOG_GROUP_PREFIX) :]
@@ -274,6 +303,14 @@ def _http_api_line(request_id: str | None, message: str) -> LogLine:
     return LogLine(request_id, LineKind.OTHER)
 
 
+def _route(rest: str) -> str | None:
+    """`$connect]` → `$connect`: a route key is printable, has no `]`, and is at most 128 characters."""
+    route, bracket, _ = rest.partition("]")
+    if bracket and 0 < len(route) <= 128 and route.isprintable() and route.strip() == route:
+        return route
+    return None
+
+
 def parse_line(message: str) -> LogLine:
     """Classify one log message; junk becomes OTHER so one odd line never stops a batch."""
     if not isinstance(message, str):
@@ -302,6 +339,8 @@ def parse_line(message: str) -> LogLine:
             gateway_response=_token(response_text.strip()),
             status=_status(status_text),
         )
+    if text.startswith(_WEBSOCKET_ROUTE):
+        return LogLine(request_id, LineKind.WEBSOCKET_ROUTE, route_key=_route(text[len(_WEBSOCKET_ROUTE) :]))
     if text.startswith(_METHOD_COMPLETED):
         return LogLine(request_id, LineKind.METHOD_COMPLETED, status=_status(text[len(_METHOD_COMPLETED) :]))
     if _HTTP_API_MARK in text:
@@ -321,6 +360,7 @@ class _TraceBuilder:
     authorizer_failure: bool = False
     assume_role_failure: str | None = None
     status: int | None = None
+    route_key: str | None = None
     failure_hint: str | None = None
     last_function: str | None = None
     in_authorizer: bool = False
@@ -373,6 +413,8 @@ class _TraceBuilder:
                 self.status = line.status
         elif kind is LineKind.ASSUME_ROLE_FAILURE:
             self.assume_role_failure = line.role_arn or ""
+        elif kind is LineKind.WEBSOCKET_ROUTE and line.route_key is not None:
+            self.route_key = line.route_key
 
     def build(self) -> RequestTrace:
         """Freeze the folded state."""
@@ -386,6 +428,7 @@ class _TraceBuilder:
             authorizer_failure=self.authorizer_failure,
             assume_role_failure=self.assume_role_failure,
             status=self.status,
+            route_key=self.route_key,
         )
 
 

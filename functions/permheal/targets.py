@@ -35,14 +35,20 @@ class Hint:
     resource_path: str | None = None
     authorizer_id: str | None = None
     function: str | None = None
+    route_key: str | None = None
+    """An API Gateway v2 route key (`$connect`, `GET /pets/{id}`, `$default`) from an access or
+    WebSocket execution log line; HTTP route keys also set method and resource_path."""
 
     def to_dict(self) -> dict[str, str | None]:
-        return {
+        data = {
             "method": self.method,
             "resourcePath": self.resource_path,
             "authorizerId": self.authorizer_id,
             "function": self.function,
         }
+        if self.route_key is not None:  # additive: REST hints keep their shape
+            data["routeKey"] = self.route_key
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hint:
@@ -50,7 +56,9 @@ class Hint:
             value = data.get(key)
             return value[:1024] if isinstance(value, str) and value else None
 
-        return cls(text("method"), text("resourcePath"), text("authorizerId"), text("function"))
+        return cls(
+            text("method"), text("resourcePath"), text("authorizerId"), text("function"), text("routeKey")
+        )
 
 
 @dataclass(frozen=True)
@@ -314,6 +322,9 @@ def narrow(targets: Sequence[Target], hints: Iterable[Hint]) -> tuple[Target, ..
 def _matches(target: Target, hint: Hint) -> bool:
     if target.kind is not TargetKind.INTEGRATION:
         return False
+    routed = hint.route_key is not None and target.route_key is not None
+    if routed and target.route_key != hint.route_key:
+        return False  # a v2 line names the exact route it took (`$connect`, `GET /pets/{id}`)
     if hint.method is not None and target.method not in (hint.method.upper(), "ANY"):
         return False
     if hint.resource_path is not None and target.resource_path != hint.resource_path:
@@ -324,4 +335,4 @@ def _matches(target: Target, hint: Hint) -> bool:
         except ParseError:
             return True
         return named.name == target.function.name
-    return hint.method is not None or hint.resource_path is not None
+    return hint.method is not None or hint.resource_path is not None or routed

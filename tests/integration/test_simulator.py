@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from permheal.detection import decode, detect
+from permheal.detection import SUBSCRIPTION_FILTER_PATTERN, decode, detect
 from permheal.targets import Hint
 from permheal_local import faithful_apigateway, faithful_lambda
 from permheal_local.aws import (
@@ -451,6 +451,11 @@ FAILURE = "(r1) Execution failed due to configuration error: Invalid permissions
         ('Execution "on Lambda function"', FAILURE, True),
         (r'"say \"hi\""', 'they say "hi" here', True),
         ("", "anything at all", True),
+        ("?ERROR ?WARN", "a WARN here", True),  # `?` alternatives: any one of them
+        ("?ERROR ?WARN", "an INFO line", False),
+        ('?"on Lambda function" ?"call the integration"', FAILURE, True),
+        ('?"on Lambda function" ?"call the integration"', "on Lambda", False),
+        ('?"Lambda function" ?Kinesis', "Kinesis only", True),
     ],
 )
 def test_filter_patterns_match_like_cloudwatch_logs(pattern: str, message: str, matches: bool) -> None:
@@ -458,7 +463,17 @@ def test_filter_patterns_match_like_cloudwatch_logs(pattern: str, message: str, 
 
 
 @pytest.mark.parametrize(
-    "pattern", ['{ $.level = "ERROR" }', "[ip, user]", "?ERROR ?WARN", "-DEBUG", '"open']
+    "pattern",
+    [
+        '{ $.level = "ERROR" }',
+        "[ip, user]",
+        "?ERROR WARN",  # a mix of `?` and required terms is not documented: refused
+        "ERROR ?WARN",
+        "? ERROR",
+        "-DEBUG",
+        '"open',
+        '?"open',
+    ],
 )
 def test_filter_pattern_syntax_that_is_not_implemented_is_refused(pattern: str) -> None:
     with pytest.raises(ValueError):
@@ -472,7 +487,9 @@ def test_the_account_policy_of_the_template_is_the_default_subscription() -> Non
     subscription = subscription_from_template(load_template(TEMPLATE), STACK)
 
     assert subscription.name == "permheal-permission-failures"
-    assert subscription.pattern.terms == ("Invalid permissions on Lambda function",)
+    assert subscription.pattern == FilterPattern.parse(SUBSCRIPTION_FILTER_PATTERN)
+    assert subscription.pattern.any_term
+    assert "Invalid permissions on Lambda function" in subscription.pattern.terms
     assert subscription.destination == "permheal-detect"
     assert subscription.covers("API-Gateway-Execution-Logs_abc123/prod")
     assert not subscription.covers("/aws/lambda/permheal-detect")  # never its own logs
@@ -488,7 +505,7 @@ def test_log_groups_mode_subscribes_only_the_listed_groups() -> None:
 
     assert subscription == Subscription(
         "permheal-permission-failures",
-        FilterPattern.parse('"Invalid permissions on Lambda function"'),
+        FilterPattern.parse(SUBSCRIPTION_FILTER_PATTERN),
         "permheal-detect",
         frozenset({"API-Gateway-Execution-Logs_a1/prod"}),
     )

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from permheal.config import Mode, Settings
+from permheal.detection import SUBSCRIPTION_FILTER_PATTERN
 from permheal.logparse import PERMISSION_FAILURE_PHRASE
 from permheal.models import Scope
 from permheal_local.template import (
@@ -325,12 +326,13 @@ def test_email_subscription_exists_only_with_an_address(template: dict[str, Any]
 # ---------------------------------------------------------------------------------------- subscription
 
 
-def test_filter_pattern_is_the_quoted_phrase_the_parser_looks_for(template: dict[str, Any]) -> None:
+def test_filter_pattern_is_the_one_detection_reads(template: dict[str, Any]) -> None:
     # Given the template's filter pattern
     pattern = template["Mappings"]["Constants"]["Subscription"]["FilterPattern"]
-    # When compared with the log parser's phrase
-    # Then it is that exact phrase, quoted (a phrase match, case-sensitive)
-    assert pattern == f'"{PERMISSION_FAILURE_PHRASE}"'
+    # When compared with the phrases the detector looks for
+    # Then it is detection's pattern: each phrase quoted, any one of them suffices
+    assert pattern == SUBSCRIPTION_FILTER_PATTERN
+    assert f'?"{PERMISSION_FAILURE_PHRASE}"' in pattern
 
 
 def test_account_policy_sends_matching_events_to_the_detector(template: dict[str, Any]) -> None:
@@ -345,7 +347,7 @@ def test_account_policy_sends_matching_events_to_the_detector(template: dict[str
     assert (props["PolicyType"], props["Scope"]) == ("SUBSCRIPTION_FILTER_POLICY", "ALL")
     assert document == {
         "DestinationArn": {"Fn::GetAtt": ["DetectorFunction", "Arn"]},
-        "FilterPattern": f'"{PERMISSION_FAILURE_PHRASE}"',
+        "FilterPattern": SUBSCRIPTION_FILTER_PATTERN,
         "Distribution": "Random",
     }
 
@@ -375,7 +377,7 @@ def test_log_groups_mode_subscribes_each_listed_group(template: dict[str, Any]) 
     assert resource["DependsOn"] == "DetectorLogsPermission"
     assert props["LogGroupName"] == {"Ref": identifier}
     assert props["DestinationArn"] == {"Fn::GetAtt": ["DetectorFunction", "Arn"]}
-    assert resolve_mappings(template, props["FilterPattern"]) == f'"{PERMISSION_FAILURE_PHRASE}"'
+    assert resolve_mappings(template, props["FilterPattern"]) == SUBSCRIPTION_FILTER_PATTERN
 
 
 def test_cloudwatch_logs_may_invoke_the_detector_from_this_account_only(template: dict[str, Any]) -> None:

@@ -73,6 +73,11 @@ def lines_payload(log_group: str, messages: list[str], hour: int = 0) -> dict[st
 
 # ----------------------------------------------------------------------- the detector's payloads
 
+HTTP_FAILURE = (
+    "The IAM role configured on the integration or API Gateway doesn’t have permissions to call the "
+    "integration. Check the permissions and try again."
+)
+ASSUME = "API Gateway does not have permission to assume the provided role arn:aws:iam::123456789012:role/r"
 DEAD = "dead-lettered"
 IGNORED = "ignored"
 STARTED = "started 1 execution"
@@ -157,6 +162,62 @@ PAYLOADS: dict[str, tuple[Callable[[], Any], str]] = {
     ),
     "log group: 64-char API id, 128-char stage": (
         lambda: gz(data_message(f"API-Gateway-Execution-Logs_{'a' * 64}/{'s' * 128}")),
+        STARTED,
+    ),
+    # HTTP API access logs (any group that is not an execution log group)
+    "access log: JSON failure line": (
+        lambda: gz(
+            data_message(
+                "/access/http-api",
+                logEvents=[
+                    {"id": "0", "timestamp": T0 + 3 * HOUR, "message": json.dumps({"e": HTTP_FAILURE})}
+                ],
+            )
+        ),
+        STARTED,
+    ),
+    "access log: assume-role line only": (
+        lambda: gz(
+            data_message("/access/http-api", logEvents=[{"id": "0", "timestamp": T0, "message": ASSUME}])
+        ),
+        IGNORED,
+    ),
+    "access log: failure phrase cut in half": (
+        lambda: gz(
+            data_message(
+                "/access/http-api", logEvents=[{"id": "0", "timestamp": T0, "message": HTTP_FAILURE[:60]}]
+            )
+        ),
+        DEAD,
+    ),
+    "access log: 1 MB JSON line with the failure": (
+        lambda: gz(
+            data_message(
+                "/access/http-api",
+                logEvents=[
+                    {
+                        "id": "0",
+                        "timestamp": T0 + 4 * HOUR,
+                        "message": json.dumps({"e": HTTP_FAILURE, "pad": "x" * 1_000_000}),
+                    }
+                ],
+            )
+        ),
+        STARTED,
+    ),
+    "access log: JSON nested 100000 deep with the failure": (
+        lambda: gz(
+            data_message(
+                "/access/http-api",
+                logEvents=[
+                    {
+                        "id": "0",
+                        "timestamp": T0 + 5 * HOUR,
+                        "message": "[" * 100_000 + HTTP_FAILURE + "]" * 100_000,
+                    }
+                ],
+            )
+        ),
         STARTED,
     ),
     # oversized and non-UTF-8 content in a well-formed payload

@@ -178,6 +178,21 @@ LINE_CASES: list[tuple[str, str, LogLine]] = [
         LogLine(WS_RID, LineKind.PERMISSION_FAILURE),
     ),
     (
+        "websocket_request_route",
+        f"({WS_RID}) WebSocket Request Route: [$connect]",
+        LogLine(WS_RID, LineKind.WEBSOCKET_ROUTE, route_key="$connect"),
+    ),
+    (
+        "websocket_custom_route",
+        f"({WS_RID}) WebSocket Request Route: [sendmessage]",
+        LogLine(WS_RID, LineKind.WEBSOCKET_ROUTE, route_key="sendmessage"),
+    ),
+    (
+        "websocket_route_without_closing_bracket_names_no_route",
+        f"({WS_RID}) WebSocket Request Route: [$conn",
+        LogLine(WS_RID, LineKind.WEBSOCKET_ROUTE),
+    ),
+    (
         "no_prefix_in_very_old_logs",
         PERM_FAIL,
         LogLine(None, LineKind.PERMISSION_FAILURE),

@@ -588,3 +588,50 @@ def test_an_undeployed_change_names_canaries_permheal_cannot_read() -> None:
     working = served(lambda_method(path="/new"))
     (finding,) = undeployed_changes(API, "n", working, [served()], [{}], unexported_canaries=["prod"])
     assert "the canary of prod runs a deployment AWS does not export" in finding.detail
+
+
+WS_API = ApiRef("aws", REGION, ACCOUNT, "ws1")
+CONNECT = Target(TargetKind.INTEGRATION, WS_API, "prod", PAYMENTS, api_type="WEBSOCKET", route_key="$connect")
+PING = Target(TargetKind.INTEGRATION, WS_API, "prod", AUTH_FN, api_type="WEBSOCKET", route_key="ping")
+HTTP_API = ApiRef("aws", REGION, ACCOUNT, "http1")
+HTTP_GET = Target(
+    TargetKind.INTEGRATION,
+    HTTP_API,
+    "$default",
+    PAYMENTS,
+    "GET",
+    "/pets/{id}",
+    api_type="HTTP",
+    route_key="GET /pets/{id}",
+)
+HTTP_DEFAULT = Target(
+    TargetKind.INTEGRATION,
+    HTTP_API,
+    "$default",
+    AUTH_FN,
+    "ANY",
+    "$default",
+    api_type="HTTP",
+    route_key="$default",
+)
+
+
+@pytest.mark.parametrize(
+    ("targets", "hints", "expected"),
+    [
+        ((CONNECT, PING), [Hint(route_key="ping")], (PING,)),
+        ((CONNECT, PING), [Hint(route_key="$connect", function="payments")], (CONNECT,)),
+        ((CONNECT, PING), [Hint(route_key="$connect", function="auth")], (CONNECT, PING)),  # none match
+        ((CONNECT, PING), [Hint(route_key="forged")], (CONNECT, PING)),
+        ((HTTP_GET, HTTP_DEFAULT), [Hint("GET", "/pets/{id}", route_key="GET /pets/{id}")], (HTTP_GET,)),
+        ((HTTP_GET, HTTP_DEFAULT), [Hint("ANY", "$default", route_key="$default")], (HTTP_DEFAULT,)),
+        ((GET_PETS, POST_PETS), [Hint("GET", "/pets", route_key="GET /pets")], (GET_PETS,)),  # REST: no keys
+    ],
+)
+def test_narrow_by_v2_route_key(
+    targets: tuple[Target, ...], hints: list[Hint], expected: tuple[Target, ...]
+) -> None:
+    # Given v2 targets and hints naming the route the failing request took
+    # When narrowed
+    # Then only that route's target is kept; a route key no target has narrows nothing
+    assert narrow(targets, hints) == expected

@@ -163,7 +163,7 @@ def test_the_manual_execution_input_names_the_api_as_typed() -> None:
     from permheal.workflow.state import ExecutionInput
 
     event = ExecutionInput("petstore", None, dry_run=True).to_event()
-    assert event == {"source": "manual", "apiName": "petstore", "stage": None, "dryRun": True, "hints": []}
+    assert event == {"source": "manual", "apiName": "petstore", "dryRun": True, "hints": []}
     assert ExecutionInput.from_event(event) == ExecutionInput("petstore", None, dry_run=True)
 
 

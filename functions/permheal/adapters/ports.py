@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from permheal.adapters.access_logs import AccessLogStages
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
 from permheal.adapters.apigateway import ApiGateway
 from permheal.adapters.lambda_policy import LambdaPolicies
@@ -37,6 +38,7 @@ class Adapters:
         self.sleep = sleep
         self._ledger = ledger
         self._ledger_table = None if ledger is not None else ledger_table
+        self._access_logs: AccessLogStages | None = None
 
     @classmethod
     def default(cls, ledger_table: str | None = None) -> Adapters:
@@ -54,6 +56,13 @@ class Adapters:
         if self._policies is None:
             self._policies = LambdaPolicies()
         return self._policies
+
+    @property
+    def access_logs(self) -> AccessLogStages:
+        """v2 stages by access-log destination (only access-log incidents need it)."""
+        if self._access_logs is None:
+            self._access_logs = AccessLogStages(region=self.gateway.region)
+        return self._access_logs
 
     @property
     def ledger(self) -> Ledger | None:

@@ -56,4 +56,9 @@ def handle(event: Any, workflow: Workflow, dead_letters: DeadLetters, window: in
             logger.info("remediation started", extra={"execution": arn, "api": incident.api_id})
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(started))
     metrics.add_metric(name="ExecutionsSuppressed", unit=MetricUnit.Count, value=suppressed)
-    return {"started": started, "suppressed": suppressed, "incidents": len(detection.incidents)}
+    return {
+        "started": started,
+        "suppressed": suppressed,
+        "incidents": len(detection.incidents),
+        "roleFailures": list(detection.role_failures),
+    }

@@ -23,6 +23,8 @@ def resolve(
     adapters: Adapters, request: ExecutionInput, settings: Settings, execution_arn: str = ""
 ) -> Resolution:
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
+    if request.access_log_group is not None:
+        request = locate_access_log_stage(adapters, request, request.access_log_group)
     api = adapters.gateway.find_api(request.api)
     refusal = Resolution(
         api,
@@ -45,6 +47,15 @@ def resolve(
         findings=tuple(findings),
         existing_api_ids=adapters.gateway.all_api_ids(),
     )
+
+
+def locate_access_log_stage(adapters: Adapters, request: ExecutionInput, log_group: str) -> ExecutionInput:
+    """The API and stage whose access log the incident came from, per the control plane.
+
+    The line's API id and stage (untrusted) only narrow the stages writing to that log group.
+    """
+    found = adapters.access_logs.locate(log_group, request.api.strip() or None, request.stage)
+    return replace(request, api=found.api_id, stage=found.stage, by_id=True)
 
 
 def api_targets(

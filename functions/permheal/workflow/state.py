@@ -58,6 +58,9 @@ class ExecutionInput:
     The one writer (`to_event`: the detector, the CLI, the demo) and the one reader (`from_event`:
     Resolve), so a field one side adds is never dropped by the other. `log_group`, `detected_at`
     and `failures` say where a detected incident came from (shown in the execution's input).
+
+    An access-log incident (`"logType": "access"`) names its log group and, when the line's format
+    has them, an API id and stage: the stage whose access log that group is gets resolved first.
     """
 
     api: str
@@ -68,18 +71,28 @@ class ExecutionInput:
     by_id: bool = False
     """`api` is an id (the detector knows it) rather than what an operator typed (a name or an id)."""
     log_group: str | None = None
+    log_type: str | None = None
+    """"access" for an access-log incident (else an execution-log one, or a manual run)."""
     detected_at: str | None = None
     failures: int | None = None
 
+    @property
+    def access_log_group(self) -> str | None:
+        return self.log_group if self.log_type == "access" else None
+
     def to_event(self) -> dict[str, Any]:
-        event: dict[str, Any] = {
-            "source": self.source,
-            "apiId" if self.by_id else "apiName": self.api,
-            "stage": self.stage,
-            "dryRun": self.dry_run,
-            "hints": [h.to_dict() for h in self.hints],
+        event: dict[str, Any] = {"source": self.source}
+        if self.api:  # an access-log incident may name no API: its log group does
+            event["apiId" if self.by_id else "apiName"] = self.api
+        if self.stage is not None:
+            event["stage"] = self.stage
+        event.update(dryRun=self.dry_run, hints=[h.to_dict() for h in self.hints])
+        optional = {
+            "logGroup": self.log_group,
+            "logType": self.log_type,
+            "detectedAt": self.detected_at,
+            "failures": self.failures,
         }
-        optional = {"logGroup": self.log_group, "detectedAt": self.detected_at, "failures": self.failures}
         event.update((key, value) for key, value in optional.items() if value is not None)
         return event
 
@@ -90,7 +103,13 @@ class ExecutionInput:
         if json_size(event) > REQUEST_BUDGET:  # the state carries the input to the end (limits.py)
             raise ParseError(f"execution input must be at most {REQUEST_BUDGET} bytes of JSON")
         api = event.get("apiId") or event.get("apiName")
-        if not isinstance(api, str) or not api.strip() or len(api) > 1024:
+        access = event.get("logType") == "access"
+        if access:
+            group = event.get("logGroup")
+            if not isinstance(group, str) or not 0 < len(group) <= 512:
+                raise ParseError('an access-log input needs "logGroup" (a log group name)')
+            api = api or ""  # the stage whose access log this group is names the API (resolve)
+        if not isinstance(api, str) or len(api) > 1024 or (not access and not api.strip()):
             raise ParseError('execution input needs "apiId" or "apiName" (a non-empty string)')
         stage = event.get("stage")
         if stage is not None and (not isinstance(stage, str) or not stage.strip() or len(stage) > 128):
@@ -112,6 +131,7 @@ class ExecutionInput:
             str(event.get("source") or "manual")[:64],
             by_id=bool(event.get("apiId")),
             log_group=_text(event, "logGroup"),
+            log_type="access" if access else None,
             detected_at=_text(event, "detectedAt"),
             failures=failures,
         )
