@@ -11,7 +11,9 @@ judged by the independent `permheal_local.oracle`. It answers as API Gateway doe
 tests use). `connect`/`send` do the same for WebSocket routes (`$connect`, custom route keys chosen
 by `$request.body.action`, `$default`), whose source ARN is `{api}/{stage}/{routeKey}` and whose
 execution-log lines go to `/aws/apigateway/{api}/{stage}` when the stage logs. The backend is never
-invoked: an allowed call answers `200 {"ok": true}`.
+invoked: an allowed call answers `200 {"ok": true}`. A stage serves what AWS would run: an
+auto-deploy stage the current API, any other its deployment's snapshot
+(`faithful_apigatewayv2.served`), never the undeployed working copy.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +32,7 @@ from botocore.exceptions import ClientError
 from permheal.apiv2 import lambda_uri, stage_uri
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
+from permheal_local import faithful_apigatewayv2
 from permheal_local.simulator import ApiGatewaySimulator, SimResponse, match_resource
 
 INTEGRATION_PERMISSION_ERROR = (
@@ -108,13 +112,13 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         stage_info = self._stage_info(api_id, stage)
         if stage_info is None:
             return SimResponse(404, {"message": "Not Found"}, request_id)
-        routes = self._list("get_routes", api_id)
-        route = select_http_route(routes, method, path)
+        deployed = self._deployed(api_id, stage)
+        route = select_http_route(list(deployed.routes), method, path)
         if route is None:
             status, body = 404, {"message": "Not Found"}
         else:
             context["routeKey"] = route["RouteKey"]
-            status, body = self._http_route(api_id, stage, stage_info, route, dict(headers or {}), context)
+            status, body = self._http_route(api_id, stage, deployed, route, dict(headers or {}), context)
         context.update(status=status, responseLength=len(json.dumps(body)))
         if status >= 500:
             context["error.message"] = body.get("message")
@@ -125,14 +129,14 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         self,
         api_id: str,
         stage: str,
-        stage_info: Mapping[str, Any],
+        deployed: Deployed,
         route: Mapping[str, Any],
         headers: Mapping[str, str],
         context: dict[str, Any],
     ) -> tuple[int, dict[str, Any]]:
         api = ApiRef("aws", self.region, self.account, api_id)
-        variables = dict(stage_info.get("StageVariables") or {})
-        denied = self._run_authorizer(api, route, variables, headers, context, HTTP_INTERNAL_ERROR)
+        variables = dict(deployed.variables)
+        denied = self._run_authorizer(api, deployed, route, variables, headers, context, HTTP_INTERNAL_ERROR)
         if denied is not None:
             return denied
         route_key = str(route["RouteKey"])
@@ -141,7 +145,9 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         else:
             route_method, _, route_path = route_key.partition(" ")
             source_arn = api.method_arn(stage, route_method.upper(), route_path)
-        return self._run_integration(api, route, variables, source_arn, context, HTTP_INTERNAL_ERROR)
+        return self._run_integration(
+            api, deployed, route, variables, source_arn, context, HTTP_INTERNAL_ERROR
+        )
 
     # -- WebSocket APIs ---------------------------------------------------------------------------------
 
@@ -164,7 +170,8 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         stage_info = self._stage_info(api_id, stage)
         if stage_info is None:
             return SimResponse(403, {"message": "Forbidden"}, request_id)
-        routes = {str(r["RouteKey"]): r for r in self._list("get_routes", api_id)}
+        deployed = self._deployed(api_id, stage)
+        routes = {str(r["RouteKey"]): r for r in deployed.routes}
         route = routes.get(wanted)
         if route is None and wanted not in ("$connect", "$disconnect"):
             route = routes.get("$default")
@@ -181,17 +188,21 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
             "routeKey": route_key,
         }
         lines = [f"({request_id}) Received request for route key {route_key}"]
-        variables = dict(stage_info.get("StageVariables") or {})
+        variables = dict(deployed.variables)
         status, body = 200, {"ok": True}
         denied = None
         if route_key == "$connect":
-            denied = self._run_authorizer(api, route, variables, headers, context, WEBSOCKET_INTERNAL_ERROR)
+            denied = self._run_authorizer(
+                api, deployed, route, variables, headers, context, WEBSOCKET_INTERNAL_ERROR
+            )
         if denied is not None:
             status, body = denied
         else:
             source_arn = f"{api.prefix}/{stage}/{route_key}"
             failure = WEBSOCKET_INTERNAL_ERROR
-            status, body = self._run_integration(api, route, variables, source_arn, context, failure)
+            status, body = self._run_integration(
+                api, deployed, route, variables, source_arn, context, failure
+            )
         if context.get("integration.error") or context.get("authorizer.error"):
             lines.append(f"({request_id}) {WEBSOCKET_PERMISSION_FAILURE}")
         lines.append(f"({request_id}) Method completed with status: {status}")
@@ -208,6 +219,7 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
     def _run_authorizer(
         self,
         api: ApiRef,
+        deployed: Deployed,
         route: Mapping[str, Any],
         variables: dict[str, str],
         headers: Mapping[str, str],
@@ -219,7 +231,9 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         if authorization not in ("CUSTOM", "JWT") or not route.get("AuthorizerId"):
             return None
         authorizer_id = str(route["AuthorizerId"])
-        authorizer = self.client("apigatewayv2").get_authorizer(ApiId=api.api_id, AuthorizerId=authorizer_id)
+        authorizer = deployed.authorizers.get(authorizer_id)
+        if authorizer is None:  # the deployment holds no such authorizer: API Gateway answers 500
+            return 500, dict(failure)
         present = {name.lower() for name, value in headers.items() if value}
         for source in authorizer.get("IdentitySource") or []:
             # HTTP APIs name `$request.header.X`, WebSocket APIs `route.request.header.X`
@@ -243,6 +257,7 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
     def _run_integration(
         self,
         api: ApiRef,
+        deployed: Deployed,
         route: Mapping[str, Any],
         variables: dict[str, str],
         source_arn: str,
@@ -252,9 +267,9 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
         target = str(route.get("Target") or "")
         if not target.startswith("integrations/"):
             return 200, {"ok": True}
-        integration = self.client("apigatewayv2").get_integration(
-            ApiId=api.api_id, IntegrationId=target.split("/", 1)[1]
-        )
+        integration = deployed.integrations.get(target.split("/", 1)[1])
+        if integration is None:  # the deployment holds no such integration: API Gateway answers 500
+            return 500, dict(failure)
         try:
             function = self._invoked_function(integration.get("IntegrationUri"), variables, api.account)
         except ParseError as exc:
@@ -280,24 +295,23 @@ class ApiGatewayV2Simulator(ApiGatewaySimulator):
             return None
         return resolve_integration_function(parsed, variables, account)
 
+    def _deployed(self, api_id: str, stage: str) -> Deployed:
+        """The routes, integrations and authorizers the stage serves, keyed as the v2 API spells them."""
+        served = faithful_apigatewayv2.served(api_id, stage, account_id=self.account, region=self.region)
+        snapshot = served.snapshot
+        return Deployed(
+            tuple(_pascal(route) for route in snapshot.routes),
+            {str(i["integrationId"]): _pascal(i) for i in snapshot.integrations},
+            {str(a["authorizerId"]): _pascal(a) for a in snapshot.authorizers},
+            served.variables,
+        )
+
     def _stage_info(self, api_id: str, stage: str) -> dict[str, Any] | None:
         try:
             stage_info: dict[str, Any] = self.client("apigatewayv2").get_stage(ApiId=api_id, StageName=stage)
         except ClientError:
             return None
         return stage_info
-
-    def _list(self, operation: str, api_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = getattr(self.client("apigatewayv2"), operation)(
-                ApiId=api_id, MaxResults="500", **({"NextToken": token} if token else {})
-            )
-            items.extend(page.get("Items", []))
-            token = page.get("NextToken")
-            if not token:
-                return items
 
     # -- CloudWatch Logs --------------------------------------------------------------------------------
 
@@ -345,6 +359,21 @@ def select_http_route(routes: list[dict[str, Any]], method: str, path: str) -> d
         return default
     methods = by_path[matched[0]]
     return methods.get(wanted) or methods.get("ANY")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What one stage serves (GetRoute/GetIntegration/GetAuthorizer shapes) and its variables."""
+
+    routes: tuple[dict[str, Any], ...]
+    integrations: Mapping[str, dict[str, Any]]
+    authorizers: Mapping[str, dict[str, Any]]
+    variables: Mapping[str, str]
+
+
+def _pascal(item: Mapping[str, Any]) -> dict[str, Any]:
+    """moto's wire keys (`routeKey`) as boto3 returns them (`RouteKey`)."""
+    return {key[:1].upper() + key[1:]: value for key, value in item.items()}
 
 
 def _request_id() -> str:

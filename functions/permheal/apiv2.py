@@ -4,23 +4,34 @@ Pure: the adapter (`permheal.adapters.apigatewayv2`) reads routes, integrations,
 stages into these frozen types; `v2_stage_targets` maps one stage onto `Target`s exactly as
 `permheal.targets` does for REST stages, so the planner, dedupe and size budget stay kind-agnostic.
 
-What a v2 stage serves: AWS exports no deployment of a WebSocket API and moto keeps none, so the
-targets are the API's current routes with the stage's variables. That is exact for auto-deploy
-stages (every HTTP `$default` stage SAM and CDK create) and for any stage deployed since its last
-change; a stage with auto-deploy off may lag behind it (a README limit).
+What a v2 stage serves: an auto-deploy stage (every HTTP `$default` stage SAM and CDK create) serves
+the API's current routes, AWS redeploying it on every change. An HTTP stage with auto-deploy off
+serves its deployment's snapshot, read from the stage's OpenAPI export (`served_from_export`), and a
+working copy that differs from it is reported as `undeployed_change`, never granted. AWS exports no
+WebSocket API and GetDeployment shows no routes: a WebSocket stage with auto-deploy off gets the
+current routes' targets (a known limit, in the README: flagging every such stage would make `scan`
+fail on every healthy hand-deployed WebSocket API); a stage never deployed serves nothing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from permheal.arns import ApiRef, parse_integration_uri, substitute_stage_variables
 from permheal.errors import ParseError
 from permheal.models import Finding, FindingKind, Target, TargetKind
-from permheal.targets import LAMBDA_INTEGRATION_TYPES, StageTargets, _function, _unique
+from permheal.openapi import Authorizer, from_export
+from permheal.targets import (
+    LAMBDA_INTEGRATION_TYPES,
+    StageTargets,
+    _function,
+    _lambda_uri,
+    _undeployed,
+    _unique,
+)
 
 HTTP = "HTTP"
 WEBSOCKET = "WEBSOCKET"
@@ -93,6 +104,8 @@ class V2Stage:
     deployment_id: str | None = None
     logging_level: str | None = None
     """WebSocket execution logging (`DefaultRouteSettings.LoggingLevel`); HTTP APIs have none."""
+    served: V2Spec | None = None
+    """What an HTTP stage with auto-deploy off serves (its deployment's export); None: the current API."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,55 @@ class V2Spec:
     routes: tuple[V2Route, ...] = ()
     integrations: Mapping[str, V2Integration] = field(default_factory=dict)
     authorizers: Mapping[str, V2Authorizer] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What could not be read from a stage's export (an authorizer whose id is unknown)."""
+
+
+DEFAULT_ROUTE_PATH = "/$default"
+"""How ExportApi writes the `$default` route: `/$default` with `x-amazon-apigateway-any-method`."""
+
+
+def served_from_export(document: Any, current: V2Spec) -> V2Spec:
+    """What an HTTP stage serves, from its ExportApi (OAS 3.0) document with extensions.
+
+    The export names no ids: routes get their integration as read (under synthetic ids), and
+    authorizers are matched by name to the current ones (`current`), whose ids their grants name;
+    a served authorizer no current one matches is a problem, never a guess.
+
+    Raises ParseError when the document is no OpenAPI document.
+    """
+    known = [
+        Authorizer(a.authorizer_id, a.name, a.type, a.uri, a.credentials)
+        for a in current.authorizers.values()
+    ]
+    exported = from_export(document, known)
+    routes: list[V2Route] = []
+    integrations: dict[str, V2Integration] = {}
+    authorizers: dict[str, V2Authorizer] = {}
+    for index, method in enumerate(exported.methods):
+        is_default = method.path == DEFAULT_ROUTE_PATH and method.method == "ANY"
+        route_key = "$default" if is_default else f"{method.method} {method.path}"
+        target = None
+        if method.integration is not None:
+            integration_id = f"served-{index}"
+            integration = method.integration
+            integrations[integration_id] = V2Integration(
+                integration_id, integration.type, lambda_uri(integration.uri), integration.credentials
+            )
+            target = f"integrations/{integration_id}"
+        authorizer = method.authorizer
+        if authorizer is not None and authorizer.authorizer_id is not None:
+            authorizers[authorizer.authorizer_id] = V2Authorizer(
+                authorizer.authorizer_id,
+                authorizer.name,
+                authorizer.type,
+                lambda_uri(authorizer.uri),
+                authorizer.credentials,
+            )
+            routes.append(V2Route(route_key, target, "CUSTOM", authorizer.authorizer_id))
+        else:
+            routes.append(V2Route(route_key, target))
+    return V2Spec(current.protocol, tuple(routes), integrations, authorizers, exported.problems)
 
 
 def lambda_uri(uri: str | None) -> str | None:
@@ -178,7 +240,10 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
         "stage": stage.name,
         "api_type": spec.protocol,
     }
-    findings: list[Finding] = []
+    findings: list[Finding] = _deployment_findings(base, stage)
+    current, spec = spec, stage.served or spec
+    if stage.served is None and not stage.auto_deploy and stage.deployment_id is None:
+        spec = V2Spec(current.protocol)  # never deployed: the stage serves nothing
     targets: list[Target] = []
     used: dict[str, V2Authorizer] = {}
     for route in spec.routes:
@@ -229,6 +294,103 @@ def v2_stage_targets(api: ApiRef, api_name: str, spec: V2Spec, stage: V2Stage) -
     lambda_authorized = any(a.type == LAMBDA_AUTHORIZER_TYPE for a in used.values())
     findings.extend(_logging_findings(base, spec, stage, lambda_authorized))
     return StageTargets(_unique(targets), _unique(findings))
+
+
+def _deployment_findings(base: Mapping[str, Any], stage: V2Stage) -> list[Finding]:
+    """What a stage's served deployment names that permheal cannot match: reported, never guessed."""
+    if stage.auto_deploy or stage.served is None:
+        return []
+    return [Finding(FindingKind.UNDEPLOYED_CHANGE, **base, detail=p) for p in stage.served.problems]
+
+
+def v2_undeployed_changes(
+    api: ApiRef, api_name: str, current: V2Spec, stages: Sequence[V2Stage]
+) -> list[Finding]:
+    """Lambda targets of the current API that no stage serves: reported, never granted (as for REST).
+
+    An auto-deploy stage serves the current API, so only an HTTP API whose stages all have
+    auto-deploy off can have any; a WebSocket stage's deployment cannot be read.
+    """
+    if not stages or any(stage.auto_deploy or stage.served is None for stage in stages):
+        return []
+    deployed = {
+        (route.route_key, _invokes(stage.served.integrations.get(route.integration_id or "")))
+        for stage in stages
+        if stage.served is not None
+        for route in stage.served.routes
+    }
+    deployed_authorizers = {
+        (a.authorizer_id, a.type, a.uri, a.credentials)
+        for stage in stages
+        if stage.served is not None
+        for a in stage.served.authorizers.values()
+    }
+    only = stages[0] if len(stages) == 1 else None
+    stage_name = only.name if only else None
+    where = f"stage {only.name} (deployment {only.deployment_id})" if only else "any stage"
+    variables = [stage.variables for stage in stages]
+    findings: list[Finding] = []
+    reported: set[str] = set()
+    for route in current.routes:
+        integration = current.integrations.get(route.integration_id or "")
+        if (
+            integration is not None
+            and integration.type in LAMBDA_INTEGRATION_TYPES
+            and (route.route_key, _invokes(integration)) not in deployed
+            and (uri := _lambda_uri(_whole_variable_uri(integration.uri, variables))) is not None
+        ):
+            method, path = route.method_and_path(current.protocol)
+            finding = _undeployed(
+                api,
+                api_name,
+                stage_name,
+                uri,
+                variables,
+                f"route {route.route_key}",
+                where,
+                method=method,
+                resource_path=path,
+            )
+            findings.append(replace(finding, api_type=current.protocol, route_key=route.route_key))
+        authorizer = current.authorizers.get(route.authorizer_id or "")
+        if (
+            route.authorization_type == "CUSTOM"
+            and authorizer is not None
+            and authorizer.type == LAMBDA_AUTHORIZER_TYPE
+            and authorizer.authorizer_id not in reported
+            and (authorizer.authorizer_id, authorizer.type, authorizer.uri, authorizer.credentials)
+            not in deployed_authorizers
+            and (uri := _lambda_uri(authorizer.uri)) is not None
+        ):
+            reported.add(authorizer.authorizer_id)
+            finding = _undeployed(
+                api,
+                api_name,
+                stage_name,
+                uri,
+                variables,
+                f"authorizer {authorizer.name} ({authorizer.authorizer_id})",
+                where,
+                authorizer_id=authorizer.authorizer_id,
+            )
+            findings.append(replace(finding, api_type=current.protocol))
+    return findings
+
+
+def _invokes(integration: V2Integration | None) -> tuple[str, str | None, str | None] | None:
+    """An integration compared by what it invokes, not by id (the export names no ids)."""
+    return None if integration is None else (integration.type, integration.uri, integration.credentials)
+
+
+def _whole_variable_uri(uri: str | None, variables: Sequence[Mapping[str, str]]) -> str | None:
+    """A URI that is a stage variable as a whole, resolved when every stage resolves it the same way."""
+    resolved: set[str | None] = set()
+    for values in variables:
+        try:
+            resolved.add(stage_uri(uri, values))
+        except ParseError:
+            continue
+    return resolved.pop() if len(resolved) == 1 else uri
 
 
 def _logging_findings(
@@ -284,4 +446,5 @@ def v2_targets(
         found = v2_stage_targets(api, api_name, spec, stage)
         targets.extend(found.targets)
         findings.extend(found.findings)
+    findings.extend(v2_undeployed_changes(api, api_name, spec, stages))
     return targets, findings

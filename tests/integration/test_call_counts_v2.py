@@ -1,6 +1,7 @@
 """AWS calls for an HTTP API: constant in its number of routes (a 300-route API costs what a 3-route one
-does), counted on the clients permheal's adapters create, through the faithful v2 double (which pages
-as AWS does: a reader of the first page only would miss routes here)."""
+does), plus one ExportApi per HTTP stage with auto-deploy off (what it serves), counted on the clients
+permheal's adapters create, through the faithful v2 double (which pages as AWS does: a reader of the
+first page only would miss routes here)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ V2_CONTROL_PLANE = (
     "GetAuthorizers",
     "GetStages",
     "GetStage",
+    "ExportApi",
 )
 FUNCTIONS = ("svc-a", "svc-b", "svc-c")
 
@@ -82,3 +84,27 @@ def test_a_300_route_http_api_costs_the_same_calls_as_a_3_route_one(
     # And the dry run saw every one of the 300 routes
     missing = [f for f in large.json["findings"] if f["kind"] == "missing_permission" and f["routeKey"]]
     assert len(missing) == 300
+
+
+def test_each_http_stage_without_auto_deploy_costs_one_export_and_nothing_else(
+    world: World, cli: Any, calls: CallLog
+) -> None:
+    # Given a 30-route HTTP API on an auto-deploy stage, and the same API with two more stages
+    # whose auto-deploy is off (each deployed): what they serve is only in their export
+    for name in (*FUNCTIONS, "auth"):
+        world.function(name)
+    build_http_api(world, "auto", routes=30)
+    manual = build_http_api(world, "manual", routes=30)
+    client = world.client("apigatewayv2")
+    for name in ("prod", "beta"):
+        client.create_stage(ApiId=manual, StageName=name, AutoDeploy=False)
+        client.create_deployment(ApiId=manual, StageName=name)
+    # When each is remediated (dry run)
+    remediate(cli, "auto", "--dry-run")
+    auto_calls = calls.count("apigatewayv2")
+    calls.clear()
+    remediate(cli, "manual", "--dry-run")
+    manual_calls = calls.count("apigatewayv2")
+    # Then the auto-deploy-only API reads no export; the other exactly one per non-auto-deploy stage
+    assert "ExportApi" not in auto_calls
+    assert manual_calls == auto_calls + Counter({"ExportApi": 2}), manual_calls

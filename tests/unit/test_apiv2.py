@@ -3,6 +3,8 @@ targets, and whether an access-log format can show a permission failure."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from permheal.apiv2 import (
@@ -13,7 +15,10 @@ from permheal.apiv2 import (
     V2Stage,
     access_log_gap,
     lambda_uri,
+    served_from_export,
     v2_stage_targets,
+    v2_targets,
+    v2_undeployed_changes,
 )
 from permheal.arnlike import arn_like
 from permheal.arns import ApiRef, FunctionRef
@@ -109,7 +114,7 @@ def spec(**authorizers: V2Authorizer) -> V2Spec:
 def test_stage_targets_resolve_variables_skip_jwt_and_report_roles() -> None:
     # Given an HTTP API spec and a stage mapping alias -> live, logging the errors
     stage = V2Stage(
-        "prod", {"alias": "live"}, "$context.integrationErrorMessage $context.authorizer.error", "arn:g"
+        "prod", {"alias": "live"}, "$context.integrationErrorMessage $context.authorizer.error", "arn:g", True
     )
     # When its targets are computed
     found = v2_stage_targets(API, "shop", spec(), stage)
@@ -126,7 +131,10 @@ def test_stage_targets_resolve_variables_skip_jwt_and_report_roles() -> None:
 
 def test_stage_without_the_variable_is_a_missing_function_finding() -> None:
     found = v2_stage_targets(
-        API, "shop", spec(), V2Stage("dev", {}, "$context.integration.error $context.authorizer.error", "g")
+        API,
+        "shop",
+        spec(),
+        V2Stage("dev", {}, "$context.integration.error $context.authorizer.error", "g", True),
     )
     assert [f.kind for f in found.findings] == [FindingKind.MISSING_FUNCTION, FindingKind.INTEGRATION_ROLE]
 
@@ -163,8 +171,8 @@ def test_websocket_stage_without_execution_logging_is_reported() -> None:
         (V2Route("$default", "integrations/i"),),
         {"i": V2Integration("i", "AWS", lambda_uri(PLAIN))},
     )
-    quiet = v2_stage_targets(API, "chat", ws, V2Stage("prod"))
-    logged = v2_stage_targets(API, "chat", ws, V2Stage("prod", logging_level="ERROR"))
+    quiet = v2_stage_targets(API, "chat", ws, V2Stage("prod", auto_deploy=True))
+    logged = v2_stage_targets(API, "chat", ws, V2Stage("prod", auto_deploy=True, logging_level="ERROR"))
     assert [f.kind for f in quiet.findings] == [FindingKind.LOGGING_DISABLED]
     assert logged.findings == () and [t.source_arn for t in logged.targets] == [f"{PREFIX}/prod/$default"]
 
@@ -178,8 +186,90 @@ def test_integration_uri_that_is_a_stage_variable_resolves_per_stage() -> None:
     )
     logged = "$context.integrationErrorMessage"
     # When a stage defines it as a qualified Lambda ARN, and another does not define it
-    prod = v2_stage_targets(API, "x", whole, V2Stage("prod", {"fn": f"{PLAIN}:live"}, logged, "g"))
-    dev = v2_stage_targets(API, "x", whole, V2Stage("dev", {}, logged, "g"))
+    prod = v2_stage_targets(API, "x", whole, V2Stage("prod", {"fn": f"{PLAIN}:live"}, logged, "g", True))
+    dev = v2_stage_targets(API, "x", whole, V2Stage("dev", {}, logged, "g", True))
     # Then prod invokes pets:live, and dev is a missing-function finding (never a guess)
     assert [t.function.label for t in prod.targets] == ["pets:live"]
     assert dev.targets == () and [f.kind for f in dev.findings] == [FindingKind.MISSING_FUNCTION]
+
+
+# --------------------------------------------------------------- what a stage without auto-deploy serves
+
+AUTH = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:auth"
+
+
+def export(uri: str, authorizer: str = "auth", authorizer_uri: str = AUTH) -> dict[str, object]:
+    """An HTTP API stage export as ExportApi writes it (OAS 3.0, both extensions)."""
+    integration = {"type": "aws_proxy", "uri": uri, "payloadFormatVersion": "2.0", "httpMethod": "POST"}
+    return {
+        "openapi": "3.0.1",
+        "paths": {
+            "/pets/{id}": {
+                "get": {"security": [{authorizer: []}], "x-amazon-apigateway-integration": integration}
+            },
+            "/$default": {
+                "x-amazon-apigateway-any-method": {
+                    "isDefaultRoute": True,
+                    "x-amazon-apigateway-integration": integration,
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                authorizer: {
+                    "type": "apiKey",
+                    "x-amazon-apigateway-authorizer": {
+                        "type": "request",
+                        "authorizerUri": lambda_uri(authorizer_uri),
+                    },
+                }
+            }
+        },
+    }
+
+
+def current(uri: str) -> V2Spec:
+    return V2Spec(
+        "HTTP",
+        (V2Route("GET /pets/{id}", "integrations/i", "CUSTOM", "a1"), V2Route("$default", "integrations/i")),
+        {"i": V2Integration("i", "AWS_PROXY", lambda_uri(uri))},
+        {"a1": V2Authorizer("a1", "auth", "REQUEST", lambda_uri(AUTH))},
+    )
+
+
+def test_export_is_read_as_routes_with_authorizer_ids_by_name() -> None:
+    # Given a stage export serving pets, behind authorizer `auth`, on a route and on `$default`
+    served = served_from_export(export(PLAIN), current(PLAIN))
+    # Then the route keys, integration and the authorizer's id (from the current authorizers by name)
+    assert [(r.route_key, r.authorizer_id) for r in served.routes] == [
+        ("$default", None),
+        ("GET /pets/{id}", "a1"),
+    ]
+    assert {i.uri for i in served.integrations.values()} == {PATH_FORM}
+    assert served.problems == ()
+    # And an authorizer the current API no longer has is a problem (its id is unknown), not a guess
+    renamed = served_from_export(export(PLAIN, authorizer="old"), current(PLAIN))
+    assert renamed.authorizers == {} and len(renamed.problems) == 1
+
+
+def test_stage_serves_its_export_and_the_differing_working_copy_is_undeployed() -> None:
+    # Given prod (auto-deploy off) serving pets while the working copy invokes pets-v2
+    moved = PLAIN.replace("pets", "pets-v2")
+    prod = V2Stage("prod", access_log_format="$context.integrationErrorMessage $context.authorizer.error")
+    prod = replace(prod, access_log_destination="g", deployment_id="d1")
+    prod = replace(prod, served=served_from_export(export(PLAIN), current(moved)))
+    # When its targets are computed
+    targets, findings = v2_targets(API, "shop", current(moved), [prod])
+    # Then pets (served) is targeted on both routes, and the move is undeployed on the named stage
+    assert {(t.route_key, t.function.name) for t in targets if t.kind is TargetKind.INTEGRATION} == {
+        ("GET /pets/{id}", "pets"),
+        ("$default", "pets"),
+    }
+    undeployed = [f for f in findings if f.kind is FindingKind.UNDEPLOYED_CHANGE]
+    assert {(f.route_key, f.stage, f.function_arn) for f in undeployed} == {
+        ("GET /pets/{id}", "prod", moved),
+        ("$default", "prod", moved),
+    }
+    # And beside an auto-deploy stage (which serves the working copy) nothing is undeployed
+    auto = V2Stage("$default", auto_deploy=True)
+    assert v2_undeployed_changes(API, "shop", current(moved), [prod, auto]) == []

@@ -1,27 +1,31 @@
 """API Gateway v2 control plane (HTTP and WebSocket APIs): what their routes invoke.
 
 Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetAuthorizers
-and GetStages (or GetStage), each paginated by 500 items (a page per 500 routes).
+and GetStages (or GetStage), each paginated by 500 items (a page per 500 routes), plus one ExportApi
+per HTTP stage with auto-deploy off (what it serves: its deployment, which may lag the API).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from permheal.adapters.aws import client, error_code
 from permheal.apiv2 import (
+    HTTP,
     V2Spec,
     V2Stage,
     authorizer_from,
     integration_from,
     route_from,
+    served_from_export,
     stage_from,
 )
-from permheal.errors import AwsCallError, NotFoundError
+from permheal.errors import AwsCallError, NotFoundError, ParseError
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
@@ -88,7 +92,35 @@ class ApiGatewayV2:
             {i.integration_id: i for i in integrations},
             {a.authorizer_id: a for a in authorizers},
         )
+        stages = [
+            replace(item, served=self._served(api_id, item.name, spec))
+            if spec.protocol == HTTP and not item.auto_deploy and item.deployment_id
+            else item
+            for item in stages
+        ]
         return V2Definition(api_id, api.name, spec, tuple(stages), stage)
+
+    def _served(self, api_id: str, stage: str, current: V2Spec) -> V2Spec:
+        """What an HTTP stage with auto-deploy off serves: its deployment, from its OAS 3.0 export."""
+        try:
+            response = self._client.export_api(
+                ApiId=api_id,
+                Specification="OAS30",
+                OutputType="JSON",
+                StageName=stage,
+                IncludeExtensions=True,
+            )
+            document = json.loads(response["body"].read())
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(f"ExportApi {api_id}/{stage}: {exc}") from exc
+            raise AwsCallError(f"ExportApi {api_id}/{stage}: {exc}") from exc
+        except (ValueError, KeyError) as exc:
+            raise AwsCallError(f"ExportApi {api_id}/{stage}: not a JSON document ({exc})") from exc
+        try:
+            return served_from_export(document, current)
+        except ParseError as exc:
+            raise AwsCallError(f"ExportApi {api_id}/{stage}: {exc}") from exc
 
     def _pages(self, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None
