@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "functions" / "permheal"
-HANDLERS = ("detect", "resolve", "repair", "summarize")
+HANDLERS = ("detect", "resolve", "repair", "summarize", "proactive")
 GROUPS = {
     "boto3": "aws_sdk",
     "botocore": "aws_sdk",

@@ -33,6 +33,7 @@ SECTIONS: dict[str, str] = {
     "cold_start": "benchmarks.coldstart",
     "time_to_heal": "benchmarks.heal",
     "check_time": "benchmarks.check",
+    "proactive_healing": "benchmarks.proactive",
 }
 SECTION_TIMEOUT_SECONDS = 240
 
@@ -110,6 +111,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("6. Time to heal", "time_to_heal", _heal_rows)
     section("7. Cost per incident", "cost_per_incident", _cost_rows)
     section("8. permheal check", "check_time", _check_rows)
+    section("9. Proactive healing", "proactive_healing", _proactive_rows)
     return table
 
 
@@ -230,6 +232,36 @@ def _check_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
             f"first {t['first_ms']:.0f} ms, median {t['median_ms']:.1f} ms",
         )
         for t in d["templates"]
+    ]
+
+
+def _proactive_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    lat, deploy = d["latency"], d["deploy"]
+    on, off = deploy["on"], deploy["off"]
+    traffic = (
+        f"first request {deploy['gap_seconds']:.0f} s after, then every "
+        f"{deploy['interval_seconds'] * 1000:.0f} ms for {deploy['duration_seconds']:.0f} s"
+    )
+    total = lat["event_to_verified_ms"]
+    return [
+        (
+            f"deploy event → verified permission, {lat['deploys']} deploys "
+            f"({lat['window_seconds']} s window)",
+            f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms",
+        ),
+        (
+            "of which: debounce wait / permheal's work after it",
+            f"p50 {lat['wait_ms']['p50']:.0f} ms / p50 {lat['work_ms']['p50']:.0f} ms, "
+            f"p95 {lat['work_ms']['p95']:.0f} ms",
+        ),
+        (
+            f"requests failed during a deploy ({traffic})",
+            f"proactive on {on['failed']}/{on['requests']}, off {off['failed']}/{off['requests']}",
+        ),
+        (
+            "executions per deploy (2 events each)",
+            f"{lat['executions_per_deploy']:.2f}",
+        ),
     ]
 
 

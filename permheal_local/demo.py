@@ -146,7 +146,8 @@ def _run(timeline: Timeline) -> dict[str, Any]:
     from permheal_local.aws import local_aws
 
     timeline.emit("starting", "Starting the Local AWS (moto in this process) and deploying template.yaml ...")
-    with local_aws(handler_env=HANDLER_ENV) as local:
+    # A 1 s debounce window (template default 30 s): CloudTrail delivers at once here, not in ~90 s.
+    with local_aws({"ProactiveWindowSeconds": "1"}, handler_env=HANDLER_ENV) as local:
         functions = ", ".join(sorted(local.stack.functions.values()))
         timeline.emit(
             "local_aws",
@@ -212,8 +213,12 @@ def _run(timeline: Timeline) -> dict[str, Any]:
             f"({timeline.elapsed_ms:,} ms in all)",
             healed=healed,
         )
+        from permheal_local.demo_proactive import run_proactive
+
+        proactive = run_proactive(timeline, local, petstore)
         return {
-            "healed": healed,
+            "healed": healed and proactive["healed"],
+            "proactive": proactive,
             "httpApi": http_api,
             "apiId": petstore.api_id,
             "stage": STAGE,

@@ -14,6 +14,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
+from permheal_local import eventbridge
 from permheal_local.builder import ACCOUNT, World
 from permheal_local.template import function_specs, load_template, state_machine_spec
 from permheal_local.template import resources as template_resources
@@ -44,6 +45,8 @@ class LocalStack:
     dead_letter_queue_url: str
     functions: dict[str, str] = field(default_factory=dict)
     """Logical id → deployed function name."""
+    rules: dict[str, str] = field(default_factory=dict)
+    """Logical id → EventBridge rule ARN (`local.eventbridge` delivers to their Lambda targets)."""
 
 
 def deploy(
@@ -94,7 +97,15 @@ def deploy(
             refs[logical] = table
             attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
 
-    specs = function_specs(template)
+    # Conditional functions (the proactive trigger) exist only when their condition holds.
+    for logical, spec in resources.items():
+        if spec["Type"] == "AWS::IAM::Role":  # not created locally (moto does not enforce IAM); named
+            attributes[(logical, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{stack_name}-{logical}"
+    specs = {
+        logical: spec
+        for logical, spec in function_specs(template).items()
+        if resolver.condition(resources[logical].get("Condition"))
+    }
     for logical in specs:
         name = resolver(resources[logical]["Properties"].get("FunctionName")) or f"{stack_name}-{logical}"
         refs[logical] = name
@@ -122,8 +133,13 @@ def deploy(
     world.client("stepfunctions").create_state_machine(
         name=machine_name, definition=definition, roleArn=world.execution_role(), type="STANDARD"
     )
+    rules = {
+        logical: eventbridge.put_rule(world, f"{stack_name}-{logical}", resolver(spec["Properties"]))
+        for logical, spec in resources.items()
+        if spec["Type"] == "AWS::Events::Rule" and resolver.condition(spec.get("Condition"))
+    }
     return LocalStack(
-        stack_name, machine_arn, topic_arn, queue_url, {logical: refs[logical] for logical in specs}
+        stack_name, machine_arn, topic_arn, queue_url, {logical: refs[logical] for logical in specs}, rules
     )
 
 

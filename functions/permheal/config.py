@@ -2,6 +2,7 @@
 
 - Settings: the workflow steps (resolve, repair) and what `remediate --local` / `scan` plan with;
 - DetectorSettings: the detector Lambda;
+- ProactiveSettings: the proactive trigger (CloudTrail deploy events);
 - SummarySettings: the summarize step (only the region, so a bad planning variable never stops on-call
   from hearing about the run);
 - CliSettings: the command line (the workflow's settings plus where the deployed stack is).
@@ -74,12 +75,37 @@ class DetectorSettings:
         from permheal.detection import DEFAULT_WINDOW_SECONDS
 
         env = os.environ if environ is None else environ
-        state_machine = env.get("PERMHEAL_STATE_MACHINE_ARN")
-        queue = env.get("PERMHEAL_DEAD_LETTER_QUEUE_URL")
-        if not state_machine or not queue:
-            raise ConfigError("PERMHEAL_STATE_MACHINE_ARN and PERMHEAL_DEAD_LETTER_QUEUE_URL must be set")
+        state_machine, queue = _required(env, "PERMHEAL_STATE_MACHINE_ARN", "PERMHEAL_DEAD_LETTER_QUEUE_URL")
         window = _positive(env, "PERMHEAL_INCIDENT_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS)
         return cls(state_machine, queue, window)
+
+
+@dataclass(frozen=True)
+class ProactiveSettings:
+    state_machine_arn: str
+    ledger_table: str
+    """The routes index (API ids per function) lives in the ledger table."""
+    allowlist_param: str = "/permheal/allowed-apis"
+    window_seconds: int = 30
+    grace_seconds: int = 1
+    own_role_arns: frozenset[str] = frozenset()
+    """permheal's own roles: their calls (the repair's RemovePermission) start nothing."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProactiveSettings:
+        from permheal.proactive import DEFAULT_GRACE_SECONDS, DEFAULT_WINDOW_SECONDS
+
+        env = os.environ if environ is None else environ
+        state_machine, table = _required(env, "PERMHEAL_STATE_MACHINE_ARN", "PERMHEAL_LEDGER_TABLE")
+        roles = (env.get("PERMHEAL_OWN_ROLE_ARNS") or "").split(",")
+        return cls(
+            state_machine,
+            table,
+            env.get("PERMHEAL_ALLOWLIST_PARAM") or "/permheal/allowed-apis",
+            _positive(env, "PERMHEAL_PROACTIVE_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS),
+            _non_negative(env, "PERMHEAL_PROACTIVE_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
+            frozenset(role.strip() for role in roles if role.strip()),
+        )
 
 
 @dataclass(frozen=True)
@@ -129,6 +155,14 @@ def _enum(kind: type[E], env: Mapping[str, str], name: str, default: E) -> E:
         raise ConfigError(f"{name}={raw!r} is not one of: {allowed}") from None
 
 
+def _required(env: Mapping[str, str], first: str, second: str) -> tuple[str, str]:
+    """Two variables an entry point cannot run without (the template sets them)."""
+    values = env.get(first), env.get(second)
+    if not values[0] or not values[1]:
+        raise ConfigError(f"{first} and {second} must be set")
+    return values[0], values[1]
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
@@ -137,13 +171,21 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, minimum=1, what="a positive whole number")
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, minimum=0, what="a whole number, zero or more")
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int, what: str) -> int:
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{name}={raw!r} must be a positive whole number")
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be {what}")
     return value

@@ -27,6 +27,7 @@ SECTIONS = (
     "time_to_heal",
     "cost_per_incident",
     "check_time",
+    "proactive_healing",
 )
 
 
@@ -73,6 +74,8 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_time_to_heal(results["time_to_heal"])
     check_cost(results["cost_per_incident"])
     check_check_time(results["check_time"])
+    check_proactive(results["proactive_healing"])
+    assert "9. Proactive healing" in done.stdout
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
         for row in results["table"]
@@ -174,3 +177,24 @@ def check_check_time(check: dict[str, Any]) -> None:
     assert len(templates) >= 3 and len({t["template"] for t in templates}) == len(templates)
     assert all(all_numbers([t["bytes"], t["first_ms"], t["median_ms"]]) for t in templates)
     assert all(isinstance(t["findings"], int) and t["findings"] >= 0 for t in templates)
+
+
+def check_proactive(proactive: dict[str, Any]) -> None:
+    latency, deploy = proactive["latency"], proactive["deploy"]
+    # every deploy was healed from its events, the percentiles are ordered and the parts add up
+    assert latency["all_healed"] is True and latency["deploys"] >= 1
+    for figure in ("event_to_verified_ms", "wait_ms", "work_ms"):
+        values = latency[figure]
+        assert all_numbers(values.values()) and values["p50"] <= values["p95"] <= values["max"]
+    assert 0 < latency["work_ms"]["p50"] <= latency["event_to_verified_ms"]["max"]
+    # a deploy is two events (PutIntegration, CreateDeployment), debounced to one or two runs
+    assert latency["events_per_deploy"] == 2 and 1.0 <= latency["executions_per_deploy"] <= 2.0
+    on, off = deploy["on"], deploy["off"]
+    assert on["requests"] == off["requests"] >= 1
+    # off: no rule, no event, and the logs path can only heal after a request has failed
+    assert (off["events_delivered"], off["proactive_executions"]) == (0, 0)
+    assert off["failed"] >= 1 and off["executions"] >= 1
+    # on: the deploy's events reached the trigger and started a run; both end healed
+    assert on["events_delivered"] == 2 and on["proactive_executions"] >= 1
+    assert 0 <= on["failed"] <= on["requests"]
+    assert on["healed_at_end"] is True and off["healed_at_end"] is True

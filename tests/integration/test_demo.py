@@ -43,6 +43,8 @@ def success_path(definition: dict[str, Any]) -> set[str]:
 
 SUCCESS_PATH = success_path(json.loads(ASL.read_text()))
 REPAIR_STATE = "Repair the function's policy"
+WAIT_STATE = "Wait for the deploy to settle"
+"""Only runs started by a deploy event (source cloudtrail) wait; the logs-started run goes straight on."""
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def test_the_json_timeline_has_every_workflow_state_entered_and_exited(demo_json
 
     entered = [e["state"] for e in events(document, "state_entered")]
     exited = [e["state"] for e in events(document, "state_exited")]
-    assert set(entered) == SUCCESS_PATH
+    assert set(entered) == SUCCESS_PATH - {WAIT_STATE}
     assert sorted(entered) == sorted(exited)
     repaired = {e["item"] for e in events(document, "state_entered") if e["state"] == REPAIR_STATE}
     assert repaired == {"pets:live", "pets-authorizer"}  # one Map iteration per function+qualifier
@@ -131,3 +133,23 @@ def test_the_json_timeline_shows_the_repair_and_the_notification(demo_json: Any)
     assert notification["subject"].startswith("permheal repaired: petstore/prod")
     assert notification["attributes"]["outcome"] == "repaired"
     assert "What broke:" in notification["summary"]
+
+
+def test_the_deploy_caused_break_is_healed_from_the_deploy_event_with_zero_failed_requests(
+    demo_json: Any,
+) -> None:
+    _, document = demo_json
+
+    proactive = document["outcome"]["proactive"]
+    deliveries = events(document, "proactive_cloudtrail")
+    entered = {e["state"] for e in events(document, "proactive_state_entered")}
+    # The deploy's two calls reached the trigger through the rule, which started the run(s)
+    assert [d["eventName"] for d in deliveries] == ["PutIntegration", "CreateDeployment"]
+    assert all(d["error"] is None and d["rule"] == "permheal-ProactiveRule" for d in deliveries)
+    assert sum(len(d["result"]["started"]) + d["result"]["suppressed"] for d in deliveries) == 2
+    assert proactive["executions"] and "repaired" in proactive["outcomes"]
+    # The run waited for the burst to end, then repaired: every request after the deploy succeeded
+    assert entered == SUCCESS_PATH
+    assert proactive["failedRequests"] == 0
+    assert [r["status"] for r in proactive["requests"]] == [200] * len(REQUESTS)
+    assert proactive["healed"] is True

@@ -17,8 +17,16 @@ from permheal_local.template import load_template, resolve_mappings, resources
 from tests.integration.tooling import TEMPLATE, transformed_template
 
 STATE_MACHINE = "RemediationStateMachine"
-FUNCTIONS = ("DetectorFunction", "ResolveTargetsFunction", "RepairPolicyFunction", "SummarizeFunction")
-STEP_FUNCTIONS = FUNCTIONS[1:]
+FUNCTIONS = (
+    "DetectorFunction",
+    "ResolveTargetsFunction",
+    "RepairPolicyFunction",
+    "SummarizeFunction",
+    "ProactiveTriggerFunction",
+)
+STEP_FUNCTIONS = FUNCTIONS[1:4]
+STARTERS = ("DetectorFunction", "ProactiveTriggerFunction")
+"""The functions that start the workflow: from failing requests' logs, and from deploy events."""
 ALLOWLIST_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}"
 ANY_FUNCTION_ARN = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}
 # Vended-logs delivery for the state machine: these actions have no resource-level permissions.
@@ -262,7 +270,21 @@ def test_each_role_has_exactly_the_expected_actions(statements: list[tuple[str, 
     # Then nothing more is granted (SummarizeFunction makes no AWS call: it only logs and traces)
     assert granted == {
         "DetectorFunction": {*BASICS, "states:StartExecution", "sqs:SendMessage"},
-        "ResolveTargetsFunction": {*BASICS, "apigateway:GET", "ssm:GetParameter", "dynamodb:PutItem"},
+        "ResolveTargetsFunction": {
+            *BASICS,
+            "apigateway:GET",
+            "ssm:GetParameter",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        },
+        "ProactiveTriggerFunction": {
+            *BASICS,
+            "states:StartExecution",
+            "ssm:GetParameter",
+            "apigateway:GET",
+            "dynamodb:GetItem",
+            "sqs:SendMessage",
+        },
         "SummarizeFunction": BASICS,
         "RepairPolicyFunction": {
             *BASICS,
@@ -318,8 +340,8 @@ def test_start_execution_only_on_the_remediation_state_machine(
     # Given the statements that start executions
     found = _with_action(statements, "states:StartExecution")
     # When their resources are read
-    # Then only the detector may start, and only this stack's workflow
-    assert [owner for owner, _ in found] == ["DetectorFunction"]
+    # Then only the detector and the proactive trigger may start, and only this stack's workflow
+    assert sorted(owner for owner, _ in found) == sorted(STARTERS)
     assert all(_actions(s) == ["states:StartExecution"] for _, s in found)
     assert all(_resources(s) == [{"Ref": STATE_MACHINE}] for _, s in found)
 
@@ -332,7 +354,11 @@ def test_ssm_access_is_only_get_parameter_on_the_allowlist(
     allowlist = resolve_mappings(template, resources(template)["AllowlistParameter"]["Properties"]["Name"])
     # When its actions and resources are read (mappings resolved)
     # Then it reads exactly the allowlist parameter, nothing else
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
+    assert {owner for owner, _ in found} == {
+        "ResolveTargetsFunction",
+        "RepairPolicyFunction",
+        "ProactiveTriggerFunction",
+    }
     for _, s in found:
         assert _actions(s) == ["ssm:GetParameter"]
         assert resolve_mappings(template, _resources(s)) == [
@@ -368,8 +394,8 @@ def test_detector_sends_only_to_the_dead_letter_queue(statements: list[tuple[str
     # Given every statement that sends SQS messages
     found = _with_action(statements, "sqs:SendMessage")
     # When their owners and resources are read
-    # Then only the detector sends, and only to the DLQ
-    assert [owner for owner, _ in found] == ["DetectorFunction"]
+    # Then only the detector and the proactive trigger send (their on-failure destination), only to the DLQ
+    assert sorted(owner for owner, _ in found) == sorted(STARTERS)
     assert all(_resources(s) == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}] for _, s in found)
 
 
@@ -380,22 +406,99 @@ def test_control_plane_reads_are_limited_to_api_listings(
     found = [(owner, s) for owner, s in statements if any(a.startswith("apigateway:") for a in _actions(s))]
     # When its actions and resources are read
     paths = {r["Fn::Sub"].rpartition("::")[2] for _, s in found for r in _resources(s)}
-    # Then the resolver may only GET REST, HTTP and WebSocket APIs (and their sub-resources)
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction"}
+    # Then the resolver may only GET REST, HTTP and WebSocket APIs (and their sub-resources); the
+    # proactive trigger the same (API names for the allowlist, the bounded scan when not indexed)
+    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "ProactiveTriggerFunction"}
     assert all(_actions(s) == ["apigateway:GET"] for _, s in found)
+    by_owner = {owner: {r["Fn::Sub"].rpartition("::")[2] for r in _resources(s)} for owner, s in found}
+    assert by_owner == {
+        "ResolveTargetsFunction": {"/restapis", "/restapis/*", "/apis", "/apis/*"},
+        "ProactiveTriggerFunction": {"/restapis", "/restapis/*", "/apis", "/apis/*"},
+    }
     assert paths == {"/restapis", "/restapis/*", "/apis", "/apis/*"}
 
 
 def test_ledger_access_is_limited_to_its_own_table(statements: list[tuple[str, dict[str, Any]]]) -> None:
     # Given every statement that grants a DynamoDB action
     found = [(o, s) for o, s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
-    # Then writes go to the ledger table only and queries to its byFunction index only
-    assert {owner for owner, _ in found} == {"ResolveTargetsFunction", "RepairPolicyFunction"}
+    # Then writes and the routes index's reads go to the ledger table only, queries to its byFunction
+    # index only; only the resolver refreshes the routes index and only the trigger reads it
+    assert {owner for owner, _ in found} == {
+        "ResolveTargetsFunction",
+        "RepairPolicyFunction",
+        "ProactiveTriggerFunction",
+    }
     for _, s in found:
         (action,) = _actions(s)
         expected = (
-            [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
-            if action == "dynamodb:PutItem"
-            else [{"Fn::Sub": "${LedgerTable.Arn}/index/byFunction"}]
+            [{"Fn::Sub": "${LedgerTable.Arn}/index/byFunction"}]
+            if action == "dynamodb:Query"
+            else [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
         )
         assert _resources(s) == expected
+    actions = {(owner, a) for owner, s in found for a in _actions(s)}
+    assert {owner for owner, action in actions if action == "dynamodb:UpdateItem"} == {
+        "ResolveTargetsFunction"
+    }
+    assert {owner for owner, action in actions if action == "dynamodb:GetItem"} == {
+        "ProactiveTriggerFunction"
+    }
+
+
+# ---------------------------------------------------------------------------------------- proactive trigger
+
+
+def test_only_eventbridge_may_invoke_the_proactive_trigger_and_only_from_its_rule(
+    transformed: dict[str, Any],
+) -> None:
+    # Given the resource permissions on the proactive trigger
+    permissions = [
+        p["Properties"]
+        for p in _of_type(transformed, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": ["ProactiveTriggerFunction", "Arn"]}
+    ]
+    # When their principal and source are read
+    # Then there is one: EventBridge, from the stack's own rule, nothing else
+    assert [(p["Principal"], p["Action"], p["SourceArn"]) for p in permissions] == [
+        ("events.amazonaws.com", "lambda:InvokeFunction", {"Fn::GetAtt": ["ProactiveRule", "Arn"]})
+    ]
+
+
+def test_only_the_proactive_rule_may_put_dead_letters_through_the_queue_policy(
+    transformed: dict[str, Any],
+) -> None:
+    # Given the queue policies
+    policies = _of_type(transformed, "AWS::SQS::QueuePolicy")
+    # When their statements are read
+    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    # Then EventBridge may send to the dead-letter queue for the proactive rule only
+    assert [(s["Principal"], s["Action"], s["Resource"], s["Condition"]) for s in statements] == [
+        (
+            {"Service": "events.amazonaws.com"},
+            "sqs:SendMessage",
+            {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+            {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["ProactiveRule", "Arn"]}}},
+        )
+    ]
+
+
+def test_proactive_mode_off_creates_none_of_the_trigger(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    # Given every resource of the transformed template that belongs to the proactive trigger
+    proactive = {k: v for k, v in transformed["Resources"].items() if k.startswith("Proactive")}
+    # When their conditions are read
+    # Then each exists only with ProactiveMode=on (the default)
+    assert set(proactive) >= {
+        "ProactiveRule",
+        "ProactiveTriggerFunction",
+        "ProactiveTriggerFunctionRole",
+        "ProactiveTriggerPermission",
+        "ProactiveTriggerLogGroup",
+        "ProactiveDeadLetterPolicy",
+    }
+    assert {k: v.get("Condition") for k, v in proactive.items()} == dict.fromkeys(
+        proactive, "UseProactiveMode"
+    )
+    assert template["Conditions"]["UseProactiveMode"] == {"Fn::Equals": [{"Ref": "ProactiveMode"}, "on"]}
+    assert template["Parameters"]["ProactiveMode"]["Default"] == "on"

@@ -114,7 +114,14 @@ def test_the_workflow_steps_are_the_three_step_functions_and_the_topic(template:
 
 
 @pytest.mark.parametrize(
-    "logical_id", ["DetectorFunction", "ResolveTargetsFunction", "RepairPolicyFunction", "SummarizeFunction"]
+    "logical_id",
+    [
+        "DetectorFunction",
+        "ResolveTargetsFunction",
+        "RepairPolicyFunction",
+        "SummarizeFunction",
+        "ProactiveTriggerFunction",
+    ],
 )
 def test_every_handler_is_importable_and_has_lambda_handler(
     template: dict[str, Any], logical_id: str
@@ -129,12 +136,12 @@ def test_every_handler_is_importable_and_has_lambda_handler(
     assert callable(getattr(module, attribute, None))
 
 
-def test_template_declares_exactly_the_four_functions(template: dict[str, Any]) -> None:
+def test_template_declares_exactly_the_five_functions(template: dict[str, Any]) -> None:
     # Given the template
     # When its functions are listed
     specs = function_specs(template)
-    # Then they are the detector and the three workflow steps
-    assert set(specs) == {"DetectorFunction", *STEP_FUNCTIONS}
+    # Then they are the detector, the three workflow steps and the proactive trigger
+    assert set(specs) == {"DetectorFunction", *STEP_FUNCTIONS, "ProactiveTriggerFunction"}
 
 
 def test_function_names_and_log_groups_follow_the_handler_module(template: dict[str, Any]) -> None:
@@ -261,6 +268,8 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "FlapWindowHours",
         "DedupeIacStatements",
         "DetectorReservedConcurrency",
+        "ProactiveMode",
+        "ProactiveWindowSeconds",
     }
     assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
 
@@ -357,10 +366,18 @@ def test_account_policy_excludes_every_permheal_log_group(template: dict[str, An
     log_groups = {name for name, r in resources(template).items() if r["Type"] == "AWS::Logs::LogGroup"}
     # When the account policy's selection criteria are read
     criteria = _props(template, "PermissionFailureAccountPolicy")["SelectionCriteria"]["Fn::Sub"]
-    # Then each of them is excluded (permheal never reads its own logs)
+    # Then each of them is excluded (permheal never reads its own logs); the proactive trigger's by
+    # name, since it exists only with ProactiveMode=on and a reference would fail without it
+    named = {
+        name: r["Properties"]["LogGroupName"]["Fn::Sub"]
+        for name, r in resources(template).items()
+        if r["Type"] == "AWS::Logs::LogGroup" and r.get("Condition")
+    }
     assert criteria.startswith("LogGroupName NOT IN [")
-    assert set(re.findall(r'"\$\{(\w+)\}"', criteria)) == log_groups
-    assert len(log_groups) == 5
+    assert set(re.findall(r'"\$\{(\w+)\}"', criteria)) == log_groups - set(named)
+    assert set(named) == {"ProactiveTriggerLogGroup"}
+    assert all(f'"{value}"' in criteria for value in named.values())
+    assert len(log_groups) == 6
 
 
 def test_log_groups_mode_subscribes_each_listed_group(template: dict[str, Any]) -> None:

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from permheal.arns import ApiRef, FunctionRef
-from permheal.config import CliSettings, DetectorSettings, Mode, Settings, SummarySettings
+from permheal.config import (
+    CliSettings,
+    DetectorSettings,
+    Mode,
+    ProactiveSettings,
+    Settings,
+    SummarySettings,
+)
 from permheal.errors import ConfigError, ParseError
 from permheal.models import (
     AddedStatement,
@@ -567,6 +574,42 @@ def test_cli_settings_hold_the_workflows_and_where_the_stack_is() -> None:
         Settings(scope=Scope.API), DETECTOR_ENV["PERMHEAL_STATE_MACHINE_ARN"], "heal-dev"
     )
     assert CliSettings.from_env({}) == CliSettings(Settings())
+
+
+PROACTIVE_ENV = {
+    "PERMHEAL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:permheal",
+    "PERMHEAL_LEDGER_TABLE": "permheal-ledger",
+}
+
+
+def test_proactive_settings_read_the_trigger_s_variables() -> None:
+    role = "arn:aws:iam::123456789012:role/repair"
+    env = {
+        **PROACTIVE_ENV,
+        "PERMHEAL_PROACTIVE_WINDOW_SECONDS": "60",
+        "PERMHEAL_PROACTIVE_GRACE_SECONDS": "0",
+        "PERMHEAL_OWN_ROLE_ARNS": f"{role}, ",
+        "PERMHEAL_ALLOWLIST_PARAM": "/x/allowed",
+    }
+    settings = ProactiveSettings.from_env(env)
+    assert (settings.window_seconds, settings.grace_seconds) == (60, 0)
+    assert (settings.own_role_arns, settings.allowlist_param) == (frozenset({role}), "/x/allowed")
+    assert ProactiveSettings.from_env(PROACTIVE_ENV) == ProactiveSettings(*PROACTIVE_ENV.values())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"PERMHEAL_LEDGER_TABLE": ""},
+        {"PERMHEAL_STATE_MACHINE_ARN": ""},
+        {"PERMHEAL_PROACTIVE_WINDOW_SECONDS": "0"},
+        {"PERMHEAL_PROACTIVE_WINDOW_SECONDS": "thirty"},
+        {"PERMHEAL_PROACTIVE_GRACE_SECONDS": "-1"},
+    ],
+)
+def test_proactive_settings_refuse_a_missing_or_bad_variable(change: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        ProactiveSettings.from_env({**PROACTIVE_ENV, **change})
 
 
 def test_summary_settings_take_the_lambda_region() -> None:

@@ -167,6 +167,25 @@ def test_the_manual_execution_input_names_the_api_as_typed() -> None:
     assert ExecutionInput.from_event(event) == ExecutionInput("petstore", None, dry_run=True)
 
 
+def test_the_proactive_execution_input_round_trips_its_trigger_and_wait() -> None:
+    from permheal.proactive import Trigger, Window, execution_input
+    from permheal.workflow.state import ExecutionInput
+
+    # Given the input the proactive trigger writes for a deploy event
+    trigger = Trigger("apigateway.amazonaws.com", "CreateDeployment", "2026-12-05T08:00:17Z", "e-1")
+    event = execution_input("abc123", trigger, Window.of(trigger, 30, 1))
+    # When Resolve reads it and it is written again
+    request = ExecutionInput.from_event(event)
+    # Then the trigger and the wait survive, and nothing is added or lost
+    assert (request.api, request.by_id, request.source) == ("abc123", True, "cloudtrail")
+    assert (request.trigger, request.not_before) == (trigger, "2026-12-05T08:00:31Z")
+    assert request.to_event() == event
+    from permheal.errors import ParseError
+
+    with pytest.raises(ParseError):
+        ExecutionInput.from_event({**event, "trigger": {"eventSource": 1}})
+
+
 def test_the_repair_step_reads_its_context_as_resolve_wrote_it() -> None:
     """The Map passes each repair the resolution's `context`: a RepairContext, not a faked Resolution."""
     from permheal.workflow.state import RepairContext

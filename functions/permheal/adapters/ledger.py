@@ -2,13 +2,15 @@
 
 Table: partition key `changeId`; GSI `byFunction` (functionKey, changeId) for history and the flap
 breaker; GSI `byApi` (apiId, changeId). Change ids start with the UTC time, so they sort by time.
+The same table keeps the routes index (`route#{function ARN}` -> API ids invoking it) for the proactive
+trigger; those items carry neither functionKey nor apiId, so no index and no history sees them.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -108,6 +110,9 @@ class LedgerEntry:
         }
 
 
+ROUTE_PREFIX = "route#"
+
+
 def function_key(function: FunctionRef) -> str:
     return function.arn
 
@@ -173,6 +178,36 @@ class Ledger:
                 repairs.append(entry)
         return repairs
 
+    def remember_routes(self, api_id: str, functions: Iterable[str]) -> None:
+        """Add `api_id` to the routes index of each function (unqualified ARN); resolve refreshes it."""
+        for function in sorted(set(functions)):
+            try:
+                self._client.update_item(
+                    TableName=self.table,
+                    Key={"changeId": {"S": ROUTE_PREFIX + function}},
+                    UpdateExpression="ADD #apis :api SET #kind = :kind, #at = :at",
+                    ExpressionAttributeNames={"#apis": "apis", "#kind": "kind", "#at": "at"},
+                    ExpressionAttributeValues={
+                        ":api": {"SS": [api_id]},
+                        ":kind": {"S": "route"},
+                        ":at": {"S": self._now().isoformat()},
+                    },
+                )
+            except ClientError as exc:
+                raise AwsCallError(f"ledger UpdateItem: {exc}") from exc
+
+    def apis_invoking(self, function: str) -> frozenset[str] | None:
+        """API ids a resolve saw invoking `function` (unqualified ARN); None = never indexed."""
+        try:
+            item = self._client.get_item(
+                TableName=self.table, Key={"changeId": {"S": ROUTE_PREFIX + function}}
+            ).get("Item")
+        except ClientError as exc:
+            raise AwsCallError(f"ledger GetItem: {exc}") from exc
+        if not item:
+            return None
+        return frozenset(item.get("apis", {}).get("SS", []))
+
     def _query(self, index: str, key: str, value: str, since: str | None = None) -> Iterator[dict[str, Any]]:
         condition = "#k = :v" + (" AND changeId >= :since" if since else "")
         values: dict[str, Any] = {":v": {"S": value}}
@@ -194,6 +229,8 @@ class Ledger:
     def _scan(self) -> Iterator[dict[str, Any]]:
         try:
             for page in self._client.get_paginator("scan").paginate(TableName=self.table):
-                yield from page.get("Items", [])
+                yield from (
+                    i for i in page.get("Items", []) if not i["changeId"]["S"].startswith(ROUTE_PREFIX)
+                )
         except ClientError as exc:
             raise AwsCallError(f"ledger Scan: {exc}") from exc

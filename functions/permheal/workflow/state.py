@@ -27,6 +27,7 @@ from permheal.limits import (
     repair_budget,
 )
 from permheal.models import Change, Finding, Target
+from permheal.proactive import Trigger
 from permheal.targets import Hint
 
 MAX_STATE_FINDINGS = 50
@@ -75,6 +76,10 @@ class ExecutionInput:
     """"access" for an access-log incident (else an execution-log one, or a manual run)."""
     detected_at: str | None = None
     failures: int | None = None
+    trigger: Trigger | None = None
+    """The CloudTrail deploy event that started a proactive run (`source` "cloudtrail")."""
+    not_before: str | None = None
+    """A proactive run's debounce: the workflow waits until then (ISO 8601 UTC) before reading the API."""
 
     @property
     def access_log_group(self) -> str | None:
@@ -86,12 +91,16 @@ class ExecutionInput:
             event["apiId" if self.by_id else "apiName"] = self.api
         if self.stage is not None:
             event["stage"] = self.stage
-        event.update(dryRun=self.dry_run, hints=[h.to_dict() for h in self.hints])
-        optional = {
+        if self.trigger is None or self.dry_run or self.hints:
+            # a deploy event's input is the contract's proactive input: no log evidence to carry
+            event.update(dryRun=self.dry_run, hints=[h.to_dict() for h in self.hints])
+        optional: dict[str, Any] = {
             "logGroup": self.log_group,
             "logType": self.log_type,
             "detectedAt": self.detected_at,
             "failures": self.failures,
+            "trigger": None if self.trigger is None else self.trigger.to_dict(),
+            "notBefore": self.not_before,
         }
         event.update((key, value) for key, value in optional.items() if value is not None)
         return event
@@ -123,6 +132,7 @@ class ExecutionInput:
         failures = event.get("failures")
         if failures is not None and (not isinstance(failures, int) or isinstance(failures, bool)):
             raise ParseError('"failures" must be a whole number when given')
+        trigger = event.get("trigger")
         return cls(
             api.strip(),
             stage,
@@ -134,6 +144,8 @@ class ExecutionInput:
             log_type="access" if access else None,
             detected_at=_text(event, "detectedAt"),
             failures=failures,
+            trigger=None if trigger is None else Trigger.from_dict(trigger),
+            not_before=_text(event, "notBefore"),
         )
 
 
