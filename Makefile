@@ -40,8 +40,8 @@ $(RUNTIME312): pyproject.toml constraints.txt
 install: $(DEV)
 
 lint: $(DEV)
-	$(BIN)/ruff check functions tests benchmarks setup.py
-	$(BIN)/ruff format --check functions tests benchmarks setup.py
+	$(BIN)/ruff check functions permheal_local tests benchmarks setup.py
+	$(BIN)/ruff format --check functions permheal_local tests benchmarks setup.py
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: $(DEV)

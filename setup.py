@@ -1,7 +1,7 @@
 """Build hook: ship template.yaml and statemachine/*.asl.json inside the wheel.
 
 They stay at the repository root, where SAM expects them; `permheal demo` from an installed wheel
-deploys the same files from permheal/local/stack_files/ (see permheal.local.stack.stack_files).
+deploys the same files from permheal_local/stack_files/ (see permheal_local.stack.stack_files).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class BuildWithStackFiles(build_py):
         super().run()
         if self.editable_mode:  # an editable install reads them from the checkout
             return
-        target = Path(self.build_lib) / "permheal" / "local" / "stack_files"
+        target = Path(self.build_lib) / "permheal_local" / "stack_files"
         for name in STACK_FILES:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / name, target / name)

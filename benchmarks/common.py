@@ -48,8 +48,8 @@ def moto_aws() -> Iterator[None]:
     """moto in process with Lambda policies made faithful to AWS (no permheal stack)."""
     from moto import mock_aws
 
-    from permheal.local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
-    from permheal.local.aws import MOTO_CONFIG
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
+    from permheal_local.aws import MOTO_CONFIG
 
     with hermetic_env(), mock_aws(config=MOTO_CONFIG):
         installed = faithful_lambda.is_installed()
@@ -183,7 +183,7 @@ def local_stack() -> Iterator[Any]:
     """template.yaml deployed into in-process moto with the real handlers (allowlist `*`)."""
     import warnings
 
-    from permheal.local.aws import local_aws
+    from permheal_local.aws import local_aws
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
@@ -214,15 +214,9 @@ def drain(aws: Any, queue_url: str) -> int:
 
 
 def wait_until_stopped(aws: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
-    sfn = aws.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return execution
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} still running after {timeout}s")
-        time.sleep(0.005)
+    from permheal_local.aws import wait_until_stopped
+
+    return wait_until_stopped(aws.client("stepfunctions"), execution_arn, timeout, poll=0.005)
 
 
 def all_executions(aws: Any, wait: bool = True, timeout: float = 120) -> list[dict[str, Any]]:
@@ -276,12 +270,12 @@ class LambdaUsage:
     mark: int = 0
 
     def start(self) -> None:
-        from permheal.local import lambda_runtime
+        from permheal_local import lambda_runtime
 
         self.mark = len(lambda_runtime.invocations)
 
     def since_start(self) -> dict[str, Any]:
-        from permheal.local import lambda_runtime
+        from permheal_local import lambda_runtime
 
         runs = lambda_runtime.invocations[self.mark :]
         by_function: Counter[str] = Counter(name for name, _ in runs)

@@ -37,7 +37,7 @@ def build_functions(world: Any) -> None:
 
 def build_api(world: Any, name: str, methods: int, authorizers: int) -> tuple[str, int]:
     """`methods` methods (4 per resource, one import), `authorizers` of them authorized: (id, resources)."""
-    from permheal.local.builder import function_arn, integration_uri
+    from permheal_local.builder import function_arn, integration_uri
 
     plain = methods - authorizers
     verbs = ("get", "post", "put", "delete")
@@ -73,14 +73,15 @@ def _aws_calls(counter: CallCounter, resources: int) -> int:
 
 def resolve_api(api_id: str, resources: int, methods: int, authorizers: int) -> dict[str, Any]:
     from permheal.config import Settings
-    from permheal.engine import ResolveRequest, resolve
     from permheal.handlers import adapters_for
+    from permheal.workflow.resolve import resolve
+    from permheal.workflow.state import ExecutionInput
 
     settings = Settings()
     counter = CallCounter()
     with counter.installed():
         seconds, resolution = timed(
-            lambda: resolve(adapters_for(_Context(), settings), ResolveRequest(api_id, "prod"), settings)
+            lambda: resolve(adapters_for(_Context(), settings), ExecutionInput(api_id, "prod"), settings)
         )
     targets = sum(len(g.targets) for g in resolution.groups)
     aws_calls = _aws_calls(counter, resources)
@@ -103,7 +104,7 @@ def resolve_api(api_id: str, resources: int, methods: int, authorizers: int) -> 
 def build_http_api(world: Any, name: str, routes: int) -> str:
     """An HTTP API with `routes` routes over the same four function+qualifiers (one integration each),
     every tenth behind a REQUEST Lambda authorizer, on an auto-deployed `$default` stage."""
-    from permheal.local.builder import function_arn, integration_uri
+    from permheal_local.builder import function_arn, integration_uri
 
     v2 = world.client("apigatewayv2")
     api_id = v2.create_api(Name=name, ProtocolType="HTTP")["ApiId"]
@@ -139,14 +140,15 @@ def build_http_api(world: Any, name: str, routes: int) -> str:
 def resolve_http_api(api_id: str, routes: int) -> dict[str, Any]:
     """Resolve one HTTP API as the handler does; the faithful v2 double pages as AWS (500 per page)."""
     from permheal.config import Settings
-    from permheal.engine import ResolveRequest, resolve
     from permheal.handlers import adapters_for
+    from permheal.workflow.resolve import resolve
+    from permheal.workflow.state import ExecutionInput
 
     settings = Settings()
     counter = CallCounter()
     with counter.installed():
         seconds, resolution = timed(
-            lambda: resolve(adapters_for(_Context(), settings), ResolveRequest(api_id, "$default"), settings)
+            lambda: resolve(adapters_for(_Context(), settings), ExecutionInput(api_id, "$default"), settings)
         )
     return {
         "routes": routes,
@@ -163,9 +165,9 @@ def resolve_http_api(api_id: str, routes: int) -> dict[str, Any]:
 
 def scan_account(world: Any, apis: int) -> dict[str, Any]:
     """`permheal scan` over `apis` APIs of 8 methods and 1 authorizer each."""
-    from permheal.engine import Adapters
+    from permheal.adapters.ports import Adapters
     from permheal.planner import PlanOptions
-    from permheal.scan import scan
+    from permheal.workflow.scan import scan
 
     for index in range(apis):
         build_api(world, f"svc-{index:03d}", 8, 1)
@@ -186,7 +188,7 @@ def scan_account(world: Any, apis: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from permheal.local.builder import World
+    from permheal_local.builder import World
 
     sizes = (10, 30) if quick else (10, 100, 1000)
     authorizer_counts = (1, 3) if quick else (1, 10)

@@ -44,7 +44,7 @@ HEADERS = {"Authorization": "Bearer bench"}
 
 def build_api(world: Any, name: str) -> str:
     """GET /pets/{petId} → {name}-pets:${stageVariables.alias} behind a TOKEN authorizer, plus GET /pets."""
-    from permheal.local.builder import function_arn
+    from permheal_local.builder import function_arn
 
     pets, authorizer_function = f"{name}-pets", f"{name}-auth"
     world.function(pets, alias="live")
@@ -114,7 +114,7 @@ def timeline(events: Sequence[dict[str, Any]], log_ms: int, detector: tuple[floa
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from permheal.local import lambda_runtime
+    from permheal_local import lambda_runtime
 
     count = 3 if quick else 20
     incidents: list[dict[str, Any]] = []

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from permheal.local.aws import awslogs_event
-from permheal.local.builder import ACCOUNT, REGION
+from permheal_local.aws import awslogs_event
+from permheal_local.builder import ACCOUNT, REGION
 
 FAILURE = "Execution failed due to configuration error: Invalid permissions on Lambda function"
 _LAMBDA = f"https://lambda.{REGION}.amazonaws.com/2015-03-31/functions/{{arn}}/invocations"

@@ -31,7 +31,7 @@ INTERVAL_SECONDS = 0.1
 def stack(mode: str) -> Iterator[Any]:
     import warnings
 
-    from permheal.local.aws import local_aws
+    from permheal_local.aws import local_aws
 
     parameters = {"AllowedApis": "*", "ProactiveMode": mode, "ProactiveWindowSeconds": str(WINDOW_SECONDS)}
     with warnings.catch_warnings():
@@ -42,7 +42,7 @@ def stack(mode: str) -> Iterator[Any]:
 
 def healthy_api(world: Any, name: str) -> str:
     """GET /pets → {name}-pets, deployed and granted: it answers 200 before the deploy."""
-    from permheal.local.builder import function_arn
+    from permheal_local.builder import function_arn
 
     world.function(f"{name}-pets")
     world.function(f"{name}-v2")
@@ -56,7 +56,7 @@ def healthy_api(world: Any, name: str) -> str:
 
 def breaking_deploy(world: Any, api: str, name: str) -> float:
     """Move GET /pets to {name}-v2 (no permission) and deploy; the epoch ms the deploy began."""
-    from permheal.local.demo_proactive import move_integration
+    from permheal_local.demo_proactive import move_integration
 
     began = time.time() * 1000
     move_integration(world, api, "/pets", "GET", f"{name}-v2")
@@ -80,7 +80,7 @@ def milestones(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def latency(count: int) -> dict[str, Any]:
-    from permheal.local.cloudtrail import CloudTrail, started_by
+    from permheal_local.cloudtrail import CloudTrail, started_by
 
     records: list[dict[str, Any]] = []
     with stack("on") as aws:
@@ -130,7 +130,7 @@ def latency(count: int) -> dict[str, Any]:
 
 def simulated_deploy(mode: str, duration: float) -> dict[str, Any]:
     """Traffic after a breaking deploy; how many requests failed, and how long the API was broken."""
-    from permheal.local.cloudtrail import CloudTrail, started_by
+    from permheal_local.cloudtrail import CloudTrail, started_by
 
     with stack(mode) as aws:
         world = aws.world

@@ -35,10 +35,10 @@ ROUTES: tuple[tuple[str, str, dict[str, str]], ...] = (("GET", "/pets/7", HEADER
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from permheal.local import lambda_runtime
-    from permheal.local.aws import awslogs_event
-    from permheal.local.builder import ACCOUNT
-    from permheal.local.simulator import log_group_name
+    from permheal_local import lambda_runtime
+    from permheal_local.aws import awslogs_event
+    from permheal_local.builder import ACCOUNT
+    from permheal_local.simulator import log_group_name
 
     requests = 300 if quick else 10_000
     rounds = 2 if quick else 10

@@ -66,7 +66,7 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from permheal.adapters.aws import forget_clients
-    from permheal.local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda
 
     faithful_lambda.install()
     faithful_apigateway.install()
@@ -76,18 +76,27 @@ def aws() -> Iterator[None]:
         yield
 
 
+CLIENTS: dict[str, Any] = {}
+"""The `world` fixtures' boto3 clients, kept across tests (each costs ~80 ms to make)."""
+
+
 @pytest.fixture
 def world(aws: None) -> Any:
-    from permheal.local.builder import World
+    """An empty account for each test, through clients kept across tests.
 
-    return World()
+    Safe because moto's stub is a botocore built-in handler of every client and each test's
+    `mock_aws` starts from empty backends; the fixture's own objects (role, resources) stay per test.
+    """
+    from permheal_local.builder import World
+
+    return World(clients=CLIENTS)
 
 
 @pytest.fixture
 def stack(world: Any) -> Any:
     """template.yaml deployed into moto with the real handlers behind every Lambda (allowlist: petstore)."""
-    from permheal.local import lambda_runtime
-    from permheal.local.stack import deploy
+    from permheal_local import lambda_runtime
+    from permheal_local.stack import deploy
 
     lambda_runtime.install()
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import traceback
@@ -57,6 +56,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 def _report(exc: Exception) -> int:
     """Print what went wrong as one line on stderr; exit 2 (usage, configuration or AWS client)."""
     from permheal.adapters.aws import translate
+    from permheal.config import cli_debug
 
     error = translate(exc) or exc
     if isinstance(error, ConfigError | NotFoundError | AmbiguousApiError | AwsClientError):
@@ -64,7 +64,7 @@ def _report(exc: Exception) -> int:
     elif isinstance(error, PermhealError):
         line = f"error: {error}"
     else:
-        if os.environ.get("PERMHEAL_DEBUG") == "1":
+        if cli_debug():
             traceback.print_exc(file=sys.stderr)
         line = f"internal error: {type(exc).__name__}: {exc} (please report; PERMHEAL_DEBUG=1 shows where)"
     print(f"permheal: {' '.join(line.split()) or type(error).__name__}", file=sys.stderr)
@@ -111,7 +111,7 @@ def _port(value: str) -> int:
     return int(value)
 
 
-API = _text("API name or id", 1024)  # the workflow's own limit for "apiName" (ResolveRequest)
+API = _text("API name or id", 1024)  # the workflow's own limit for "apiName" (ExecutionInput)
 FUNCTION = _text("function", 256)
 CHANGE_ID = _text("change id", 128)
 
@@ -192,12 +192,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.config import Settings
-    from permheal.engine import Adapters
+    from permheal.adapters.ports import Adapters
+    from permheal.config import CliSettings
     from permheal.planner import PlanOptions
-    from permheal.scan import scan
+    from permheal.workflow.scan import scan
 
-    settings = Settings.from_env()
+    settings = CliSettings.from_env().workflow
     findings = scan(
         Adapters.default(settings.ledger_table), args.api, args.stage, PlanOptions(settings.scope)
     )
@@ -211,15 +211,18 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
 def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.adapters.aws import translate
-    from permheal.config import Settings
-    from permheal.engine import Adapters, ResolveRequest, remediate
+    from permheal.adapters.ports import Adapters
+    from permheal.config import CliSettings
+    from permheal.workflow.in_process import remediate
+    from permheal.workflow.state import ExecutionInput
 
-    settings = Settings.from_env()
+    cli = CliSettings.from_env()
+    settings = cli.workflow
     if args.local:
         try:
             result = remediate(
                 Adapters.default(settings.ledger_table),
-                ResolveRequest(args.api, args.stage, dry_run=args.dry_run),
+                ExecutionInput(args.api, args.stage, dry_run=args.dry_run),
                 settings,
             )
         except (AwsCallError, ConflictError) as exc:
@@ -230,10 +233,10 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
     else:
         from permheal.adapters.workflow import Workflow, find_state_machine
 
-        arn = args.state_machine_arn or settings.state_machine_arn or find_state_machine()
+        arn = args.state_machine_arn or cli.state_machine_arn or find_state_machine(cli.stack_name)
         workflow = Workflow(arn)
         execution = workflow.start(
-            {"source": "manual", "apiName": args.api, "stage": args.stage, "dryRun": args.dry_run},
+            ExecutionInput(args.api, args.stage, dry_run=args.dry_run).to_event(),
             manual_execution_name(args.api),
         )
         if args.no_wait:
@@ -249,12 +252,12 @@ def _remediate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _ledger() -> Any:
-    import os
-
     from permheal.adapters.ledger import Ledger
     from permheal.adapters.workflow import find_stack_output
+    from permheal.config import CliSettings
 
-    return Ledger(os.environ.get("PERMHEAL_LEDGER_TABLE") or find_stack_output("LedgerTableName"))
+    cli = CliSettings.from_env()
+    return Ledger(cli.workflow.ledger_table or find_stack_output(cli.stack_name, "LedgerTableName"))
 
 
 def _function_key(text: str | None) -> str | None:
@@ -296,10 +299,10 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _revert(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.engine import Adapters
-    from permheal.revert import revert
+    from permheal.adapters.lambda_policy import LambdaPolicies
+    from permheal.workflow.revert import revert
 
-    result = revert(Adapters.default(), _ledger(), args.change_id)
+    result = revert(LambdaPolicies(), _ledger(), args.change_id)
     if args.format == "json":
         json.dump(result.to_dict(), out, indent=2)
         out.write("\n")
@@ -341,14 +344,16 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.local.demo import run_demo
+    # The local AWS is a package of its own (permheal_local, the `local` extra), imported only here:
+    # without moto its import raises a ConfigError naming the extra (exit 2, one line).
+    from permheal_local.demo import run_demo
 
     code: int = run_demo(out, as_json=args.json)
     return code
 
 
 def _local_aws(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.local.server import serve
+    from permheal_local.server import serve
 
     serve(args.port, out)
     return EXIT_OK

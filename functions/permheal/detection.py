@@ -41,6 +41,7 @@ from permheal.logparse import (
     request_id_of,
 )
 from permheal.targets import Hint
+from permheal.workflow.state import ExecutionInput
 
 SUBSCRIPTION_FILTER_PATTERN = " ".join(
     f'?"{phrase}"' for phrase in (PERMISSION_FAILURE_PHRASE, ACCESS_LOG_PHRASE, ASSUME_ROLE_PHRASE)
@@ -116,21 +117,17 @@ class Incident:
         return f"{_NAME_UNSAFE.sub('_', self.api_id or '')[:30]}-{digest}-{self.window_start}"
 
     def execution_input(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "source": "logs",
-            "apiId": self.api_id,
-            "stage": self.stage,
-            "hints": [h.to_dict() for h in self.hints],
-            "logGroup": self.log_group,
-            "detectedAt": datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
-            "failures": self.failures,
-        }
-        if self.access_log:
-            data["logType"] = "access"
-            for key in ("apiId", "stage"):
-                if data[key] is None:
-                    del data[key]
-        return data
+        return ExecutionInput(
+            self.api_id or "",
+            self.stage,
+            self.hints,
+            source="logs",
+            by_id=True,
+            log_group=self.log_group,
+            log_type="access" if self.access_log else None,
+            detected_at=datetime.fromtimestamp(self.first_seen_ms / 1000, UTC).isoformat(),
+            failures=self.failures,
+        ).to_event()
 
 
 @dataclass(frozen=True)

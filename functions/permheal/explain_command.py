@@ -64,11 +64,11 @@ def explain(adapters: Any, api_name_or_id: str, stage: str, call: Any, scope: An
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from permheal.config import Settings
-    from permheal.engine import Adapters
+    from permheal.adapters.ports import Adapters
+    from permheal.config import CliSettings
     from permheal.explain import Call, render
 
-    settings = Settings.from_env()
+    settings = CliSettings.from_env().workflow
     explanation = explain(
         Adapters.default(), args.api, args.stage, Call(args.route, args.authorizer), settings.scope
     )

@@ -6,7 +6,7 @@ round-trips through `to_dict` / `from_dict` with the camelCase keys of the desig
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -343,9 +343,6 @@ class RemediationResult:
     def change_count(self) -> int:
         """Statements added and removed over every change (omitted changes unknown, not counted)."""
         return sum(c.count for c in self.changes)
-
-    def with_outcome(self, outcome: Outcome, error: str | None = None) -> RemediationResult:
-        return replace(self, outcome=outcome, error=error)
 
 
 def _camel(name: str) -> str:

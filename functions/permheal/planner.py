@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from permheal.arnlike import arn_like
 from permheal.arns import ApiRef, FunctionRef, execute_api_source
@@ -123,9 +123,6 @@ class Plan:
     findings: tuple[Finding, ...] = ()
     bytes_after: int = 0
     refusal: str | None = None
-    consolidated: bool = False
-    unresolved: tuple[Target, ...] = field(default=())
-    """Targets still not allowed after the plan (denied, or refused): verification will fail them."""
 
     @property
     def removals(self) -> tuple[RemovedStatement, ...]:
@@ -175,7 +172,6 @@ def _plan(
 ) -> Plan:
     findings: list[Finding] = []
     patterns: list[str] = []
-    unresolved: list[Target] = []
     for target in targets:
         judged = verdict(policy, function, target)
         if judged.allowed:
@@ -189,7 +185,6 @@ def _plan(
                     FindingKind.MISSING_PERMISSION, target, name, sid=judged.sids[0], detail=detail
                 )
             )
-            unresolved.append(target)
             continue
         pattern = target.grant_pattern(scope)
         if not arn_like(pattern, target.source_arn):  # a scope bug must never grant the wrong thing
@@ -230,7 +225,6 @@ def _plan(
             f"policy of {function.label} would be {peak_bytes} bytes during the repair, "
             f"over the {POLICY_SIZE_LIMIT}-byte limit"
         )
-        unresolved.extend(t for t in targets if t not in unresolved and not allows(policy, function, t))
     size = policy.size_bytes if refusal else bytes_after
     if size > POLICY_SIZE_LIMIT * NEAR_LIMIT_RATIO:
         findings.append(
@@ -248,7 +242,6 @@ def _plan(
             findings=tuple(findings),
             bytes_after=policy.size_bytes,
             refusal=refusal,
-            unresolved=tuple(unresolved),
         )
     return Plan(
         function,
@@ -258,8 +251,6 @@ def _plan(
         remove_after_add=tuple(remove_after),
         findings=tuple(findings),
         bytes_after=bytes_after,
-        consolidated=scope is not options.scope,
-        unresolved=tuple(unresolved),
     )
 
 

@@ -89,6 +89,16 @@ class Trigger:
             "eventID": self.event_id,
         }
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Trigger:
+        """An execution input's `trigger`: the four fields, each a short string."""
+        keys = ("eventSource", "eventName", "eventTime", "eventID")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
+            raise ParseError('"trigger" must be an object of strings ' + ", ".join(keys))
+        if any(len(data[k]) > 128 for k in keys):
+            raise ParseError('"trigger" fields must be at most 128 characters')
+        return cls(*(data[k] for k in keys))
+
     @property
     def epoch(self) -> int:
         return int(datetime.fromisoformat(self.event_time.replace("Z", "+00:00")).timestamp())
@@ -151,12 +161,12 @@ def execution_input(api_id: str, trigger: Trigger, window: Window) -> dict[str, 
     No `stage`: a burst may touch several stages and only the first event's input is kept, so a
     run repairs every stage of the API rather than miss the ones later events named.
     """
-    return {
-        "source": "cloudtrail",
-        "apiId": api_id,
-        "trigger": trigger.to_dict(),
-        "notBefore": window.not_before,
-    }
+    from permheal.workflow.state import ExecutionInput
+
+    run = ExecutionInput(
+        api_id, source="cloudtrail", by_id=True, trigger=trigger, not_before=window.not_before
+    )
+    return run.to_event()
 
 
 def parse_event(event: Any, *, account: str, region: str, own_roles: frozenset[str] = frozenset()) -> Change:

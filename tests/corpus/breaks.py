@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
-from permheal.local.builder import World
+from permheal_local.builder import World
 from tests.corpus import manifest
 from tests.corpus.deployer import Deployed, Grant
 from tests.corpus.judge import GATEWAY, api_prefix

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, REGION, World
+from permheal_local.builder import ACCOUNT, REGION, World
 
 DEPLOYED_TYPES = frozenset(
     {

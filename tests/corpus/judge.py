@@ -1,7 +1,7 @@
 """The corpus verdict: what a deployed API serves, whether each call works, and what a repair changed.
 
 Every call is judged by the API Gateway simulator, whose invoke check is the independent oracle
-(`permheal.local.oracle`); policy comparisons use the oracle too. Nothing here uses
+(`permheal_local.oracle`); policy comparisons use the oracle too. Nothing here uses
 `permheal.policy.evaluate` or the planner: the judge must not share a mistake with the judged.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from permheal.local import faithful_lambda
-from permheal.local.builder import ACCOUNT, REGION, World
-from permheal.local.oracle import allows
-from permheal.local.simulator import ApiGatewaySimulator
+from permheal_local import faithful_lambda
+from permheal_local.builder import ACCOUNT, REGION, World
+from permheal_local.oracle import allows
+from permheal_local.simulator import ApiGatewaySimulator
 
 GATEWAY = "apigateway.amazonaws.com"
 _FUNCTION_IN_URI = re.compile(r"/functions/(?P<arn>arn:[^/]+)/invocations$")

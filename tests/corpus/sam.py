@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, REGION
+from permheal_local.builder import ACCOUNT, REGION
 
 PLACEHOLDER_CODE = "s3://permheal-corpus-artifacts/code.zip"
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"

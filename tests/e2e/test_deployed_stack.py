@@ -37,8 +37,9 @@ def policies_of(api: str) -> dict[str, Any]:
 
     Read through the control plane (what scan reads), not through the result of the run under test.
     """
-    from permheal.engine import Adapters, api_targets, group_by_function
+    from permheal.adapters.ports import Adapters
     from permheal.errors import NotFoundError
+    from permheal.workflow.resolve import api_targets, group_by_function
 
     adapters = Adapters.default()
     definition = adapters.gateway.definition(adapters.gateway.find_api(api))

@@ -17,8 +17,8 @@ from typing import Any
 from permheal.check import sam
 from permheal.check.loader import load
 from permheal.check.predict import Call, predict
-from permheal.local.builder import World
-from permheal.local.simulator import ApiGatewaySimulator
+from permheal_local.builder import World
+from permheal_local.simulator import ApiGatewaySimulator
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal_local.aws import awslogs_payload, wait_until_stopped
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 
 FAILURE = "Execution failed due to configuration error: Invalid permissions on Lambda function"
 
@@ -24,12 +25,6 @@ def decode_payload(event: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def encode_payload(document: dict[str, Any]) -> dict[str, Any]:
-    """A subscription event as CloudWatch Logs delivers it to Lambda."""
-    data = base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
-    return {"awslogs": {"data": data}}
-
-
 def retarget(
     event: dict[str, Any], api_id: str, stage: str, replace: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -39,12 +34,12 @@ def retarget(
     for log_event in document["logEvents"]:
         for old, new in (replace or {}).items():
             log_event["message"] = log_event["message"].replace(old, new)
-    return encode_payload(document)
+    return awslogs_payload(document)
 
 
 def log_payload(log_group: str, events: list[tuple[int, str]]) -> dict[str, Any]:
     """A DATA_MESSAGE with `(timestamp ms, message)` events."""
-    return encode_payload(
+    return awslogs_payload(
         {
             "messageType": "DATA_MESSAGE",
             "owner": ACCOUNT,
@@ -135,18 +130,6 @@ def wait_for_executions(
         time.sleep(0.02)
 
 
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
-    """describe_execution once the execution has stopped running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return execution
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{execution_arn} still running after {timeout}s")
-        time.sleep(0.02)
-
-
 def run(sfn: Any, state_machine_arn: str, execution_input: dict[str, Any], name: str | None = None) -> Any:
     """Start an execution with `execution_input` and return its description once it has stopped."""
     started = sfn.start_execution(
@@ -154,7 +137,7 @@ def run(sfn: Any, state_machine_arn: str, execution_input: dict[str, Any], name:
         name=name or f"test-{time.monotonic_ns()}",
         input=json.dumps(execution_input),
     )
-    return wait_for(sfn, started["executionArn"])
+    return wait_until_stopped(sfn, started["executionArn"])
 
 
 # --------------------------------------------------------------------------------- notifications

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn, integration_uri
-from permheal.local.simulator_v2 import ApiGatewayV2Simulator
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn, integration_uri
+from permheal_local.simulator_v2 import ApiGatewayV2Simulator
 
 JSON_FORMAT = (
     '{"requestId":"$context.requestId","apiId":"$context.apiId","stage":"$context.stage",'

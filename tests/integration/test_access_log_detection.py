@@ -17,10 +17,10 @@ import pytest
 from permheal.accesslog import StageLog
 from permheal.adapters.access_logs import AccessLogStages
 from permheal.detection import SUBSCRIPTION_FILTER_PATTERN, decode, detect
-from permheal.engine import ResolveRequest
 from permheal.errors import AmbiguousApiError, NotFoundError, ParseError
-from permheal.local.aws import FilterPattern, local_aws
-from permheal.local.builder import ACCOUNT, REGION
+from permheal.workflow.state import ExecutionInput
+from permheal_local.aws import FilterPattern, local_aws
+from permheal_local.builder import ACCOUNT, REGION
 from tests.integration.support import executions, log_payload, wait_for_executions
 
 INTEGRATION = (
@@ -242,9 +242,9 @@ def test_locating_costs_one_get_apis_and_one_get_stages_per_api(world: Any) -> N
 
 
 def test_access_log_input_needs_no_api_id_but_a_log_group() -> None:
-    request = ResolveRequest.from_event({"source": "logs", "logType": "access", "logGroup": "/access/x"})
+    request = ExecutionInput.from_event({"source": "logs", "logType": "access", "logGroup": "/access/x"})
     assert (request.api, request.stage, request.access_log_group) == ("", None, "/access/x")
     with pytest.raises(ParseError, match="logGroup"):
-        ResolveRequest.from_event({"source": "logs", "logType": "access"})
+        ExecutionInput.from_event({"source": "logs", "logType": "access"})
     with pytest.raises(ParseError, match="apiId"):
-        ResolveRequest.from_event({"source": "logs", "logGroup": "/access/x"})
+        ExecutionInput.from_event({"source": "logs", "logGroup": "/access/x"})

@@ -4,7 +4,7 @@ A request fails on the missing invoke permission -> the stage writes its access-
 user's format -> the template's subscription filter delivers it -> the deployed detector starts one
 execution -> the real workflow resolves the stage through the v2 control plane and grants -> the
 same request succeeds. The simulator's verdicts come from the independent oracle
-(`permheal.local.oracle`), never from permheal's own policy evaluation.
+(`permheal_local.oracle`), never from permheal's own policy evaluation.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.aws import LocalAws, local_aws
-from permheal.local.builder import ACCOUNT, REGION, function_arn
+from permheal_local.aws import LocalAws, local_aws
+from permheal_local.builder import ACCOUNT, REGION, function_arn
 from tests.integration.support_v2 import (
     CLF_FORMAT,
     JSON_FORMAT,

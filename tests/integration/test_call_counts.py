@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from permheal.adapters import account, apigateway, lambda_policy
-from permheal.local.builder import World, function_arn
+from permheal_local.builder import World, function_arn
 
 # Integrations: alias, version and unqualified function; authorizers: plain functions.
 INTEGRATIONS = (("svc-a", "live"), ("svc-b", "1"), ("svc-c", None))

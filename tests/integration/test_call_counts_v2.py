@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from permheal.adapters import account, apigateway, apigatewayv2, lambda_policy
-from permheal.local.builder import World, function_arn
+from permheal_local.builder import World, function_arn
 from tests.integration.support_v2 import http_api, integration, request_authorizer, route, stage
 from tests.integration.test_call_counts import CallLog
 

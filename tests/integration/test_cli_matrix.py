@@ -303,7 +303,7 @@ def broken_scan(environ: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         raise ZeroDivisionError("division by zero")
 
     environ.setenv("AWS_REGION", "us-east-1")
-    environ.setattr("permheal.scan.scan", broken)
+    environ.setattr("permheal.workflow.scan.scan", broken)
     return environ
 
 

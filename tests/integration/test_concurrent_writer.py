@@ -14,14 +14,10 @@ import pytest
 
 from permheal.adapters.lambda_policy import LambdaPolicies, StaleRevision
 from permheal.arns import FunctionRef
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal_local.builder import ACCOUNT, REGION, World, execute_api, function_arn
 
 APIGW = "apigateway.amazonaws.com"
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def alias_api(world: World) -> str:

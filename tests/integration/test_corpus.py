@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, World
-from permheal.local.oracle import allows
+from permheal_local.builder import ACCOUNT, World
+from permheal_local.oracle import allows
 from tests.corpus import breaks, judge, manifest, sam
 from tests.corpus.deployer import Deployed, deploy
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from permheal.heal_time import time_to_heal
-from permheal.local.template import load_template, resources
 from permheal.models import Outcome
+from permheal_local.template import load_template, resources
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = ROOT / "functions" / "permheal" / "handlers"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.demo import REQUESTS, run_demo
-from permheal.local.demo_v2 import HTTP_REQUESTS
+from permheal_local.demo import REQUESTS, run_demo
+from permheal_local.demo_v2 import HTTP_REQUESTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
 

@@ -7,7 +7,6 @@ in moto's Step Functions interpreter with the real step handlers.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from typing import Any
 
@@ -16,7 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from permheal.handlers import detect
-from permheal.local.builder import ACCOUNT, REGION
+from permheal_local.aws import awslogs_payload
+from permheal_local.builder import ACCOUNT, REGION
 from tests.conftest import load_event
 from tests.integration.support import (
     FAILURE,
@@ -55,12 +55,6 @@ def started(world: Any, stack: Any) -> list[dict[str, Any]]:
     return executions(world.client("stepfunctions"), stack.state_machine_arn)
 
 
-def raw(document: Any) -> dict[str, Any]:
-    """An awslogs event whose data is `document` gzipped and base64-encoded, whatever it is."""
-    body = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(body)).decode()}}
-
-
 # ------------------------------------------------------------------------------ nothing to do
 
 
@@ -92,23 +86,29 @@ DOCUMENT = decode_payload(load_event("logs-integration-failure-info.json"))
             "undecodable",
             id="bad-gzip",
         ),
-        pytest.param(raw(b"{not json"), "undecodable", id="not-json"),
+        pytest.param(awslogs_payload(b"{not json"), "undecodable", id="not-json"),
         pytest.param({"awslogs": {}}, "undecodable", id="no-data"),
         pytest.param({"records": []}, "awslogs", id="not-a-subscription-event"),
         pytest.param(
-            raw({k: v for k, v in DOCUMENT.items() if k != "logEvents"}), "undecodable", id="no-log-events"
+            awslogs_payload({k: v for k, v in DOCUMENT.items() if k != "logEvents"}),
+            "undecodable",
+            id="no-log-events",
         ),
         pytest.param(
-            raw({k: v for k, v in DOCUMENT.items() if k != "logGroup"}), "undecodable", id="no-log-group"
+            awslogs_payload({k: v for k, v in DOCUMENT.items() if k != "logGroup"}),
+            "undecodable",
+            id="no-log-group",
         ),
-        pytest.param(raw({**DOCUMENT, "messageType": "SURPRISE"}), "messageType", id="unknown-message-type"),
         pytest.param(
-            raw({**DOCUMENT, "logGroup": "/aws/lambda/pets"}),
+            awslogs_payload({**DOCUMENT, "messageType": "SURPRISE"}), "messageType", id="unknown-message-type"
+        ),
+        pytest.param(
+            awslogs_payload({**DOCUMENT, "logGroup": "/aws/lambda/pets"}),
             "execution log group",
             id="not-an-execution-log-group",
         ),
         pytest.param(
-            raw({**DOCUMENT, "logGroup": "API-Gateway-Execution-Logs_a1b2c3d4e5"}),
+            awslogs_payload({**DOCUMENT, "logGroup": "API-Gateway-Execution-Logs_a1b2c3d4e5"}),
             "stage",
             id="log-group-without-stage",
         ),

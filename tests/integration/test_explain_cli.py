@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.planner import permheal_sid
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.integration.support import Petstore, build_petstore
 
 ROUTE = "GET /pets/{petId}"

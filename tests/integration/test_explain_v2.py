@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from permheal.local.builder import World, function_arn
+from permheal_local.builder import World, function_arn
 from tests.integration.support_v2 import (
     ROLE,
     execute_api,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from permheal.local import faithful_apigateway
-from permheal.local.builder import World, function_arn, integration_uri
 from permheal.openapi import authorizers_from_list, from_export, from_resources
+from permheal_local import faithful_apigateway
+from permheal_local.builder import World, function_arn, integration_uri
 
 ROLE = "arn:aws:iam::123456789012:role/invoker"
 

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from permheal.adapters import apigatewayv2
 from permheal.adapters.apigatewayv2 import ApiGatewayV2, V2Api
-from permheal.local import faithful_apigatewayv2
-from permheal.local.builder import World, function_arn
+from permheal_local import faithful_apigatewayv2
+from permheal_local.builder import World, function_arn
 from tests.integration.support_v2 import (
     http_api,
     integration,

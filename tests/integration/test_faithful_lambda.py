@@ -18,8 +18,8 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda.utils import get_backend
 from moto.server import ThreadedMotoServer
 
-from permheal.local import faithful_lambda
-from permheal.local.faithful_lambda import POLICY_SIZE_LIMIT, policy_size, policy_statements
+from permheal_local import faithful_lambda
+from permheal_local.faithful_lambda import POLICY_SIZE_LIMIT, policy_size, policy_statements
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

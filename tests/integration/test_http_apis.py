@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, World, function_arn
+from permheal_local.builder import ACCOUNT, World, function_arn
 from tests.integration.support_v2 import (
     CLF_FORMAT,
     ROLE,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.template import load_template, resolve_mappings, resources
+from permheal_local.template import load_template, resolve_mappings, resources
 from tests.integration.tooling import TEMPLATE, transformed_template
 
 STATE_MACHINE = "RemediationStateMachine"

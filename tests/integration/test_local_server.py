@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from permheal.errors import ConfigError
-from permheal.local.server import LocalAwsServer, start_local_aws
+from permheal_local.server import LocalAwsServer, start_local_aws
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
 

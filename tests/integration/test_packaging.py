@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.template import function_specs, load_template
+from permheal_local.template import function_specs, load_template
 from tests.integration.tooling import (
     CONSTRAINTS,
     ROOT,
@@ -66,11 +66,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in BUILD_INPUTS:
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile)(ROOT / name, source / name)
-    shutil.copytree(
-        ROOT / "functions" / "permheal",
-        source / "functions" / "permheal",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    for package in ("functions/permheal", "permheal_local"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     done = run(
         [str(venv_tool("python")), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)]
@@ -131,7 +128,7 @@ def test_wheel_ships_the_stack_files_identical_to_the_repository_ones(wheel: Pat
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         # When its stack files and metadata are read
-        shipped = {f: archive.read(f"permheal/local/stack_files/{f}") for f in STACK_FILES}
+        shipped = {f: archive.read(f"permheal_local/stack_files/{f}") for f in STACK_FILES}
         metadata = archive.read(
             f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info/METADATA"
         ).decode()

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from permheal.adapters.ledger import Ledger
-from permheal.local import lambda_runtime
-from permheal.local.builder import World, function_arn
-from permheal.local.cloudtrail import CloudTrail, cloudtrail_event
-from permheal.local.demo_proactive import move_integration
-from permheal.local.eventbridge import deliver
-from permheal.local.simulator import ApiGatewaySimulator
-from permheal.local.stack import LocalStack, deploy
+from permheal_local import lambda_runtime
+from permheal_local.builder import World, function_arn
+from permheal_local.cloudtrail import CloudTrail, cloudtrail_event
+from permheal_local.demo_proactive import move_integration
+from permheal_local.eventbridge import deliver
+from permheal_local.simulator import ApiGatewaySimulator
+from permheal_local.stack import LocalStack, deploy
 from tests.integration.support import (
     Petstore,
     all_statements,

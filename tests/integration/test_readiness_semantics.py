@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from permheal.adapters.lambda_policy import LambdaPolicies
+from permheal.adapters.ports import Adapters
 from permheal.arns import FunctionRef
 from permheal.config import Settings
-from permheal.engine import Adapters, settings_options
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.models import Finding, FindingKind
 from permheal.policy import Policy
-from permheal.scan import scan as scan_api
+from permheal.workflow.repair import settings_options
+from permheal.workflow.scan import scan as scan_api
+from permheal_local.builder import ACCOUNT, REGION, World, execute_api, function_arn
 from tests.integration.support import allows, build_petstore, received, subscribe_queue
 
 OTHER_ACCOUNT = "210987654321"
@@ -30,10 +31,6 @@ CFN_TEST = "petstore-PetsGetPermissionTest-jYLo8ECBABS5"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def execute_api(api_id: str, rest: str, *, region: str = REGION, account: str = ACCOUNT) -> str:
-    return f"arn:aws:execute-api:{region}:{account}:{api_id}/{rest}"
 
 
 def scan(cli: Any, *flags: str) -> Any:
@@ -76,7 +73,7 @@ def put_statement(function: str, qualifier: str | None, statement: dict[str, Any
     """Write a statement AddPermission cannot create (a Deny) straight into the faithful Lambda store."""
     from moto.awslambda.utils import get_backend
 
-    from permheal.local import faithful_lambda
+    from permheal_local import faithful_lambda
 
     backend = get_backend(ACCOUNT, REGION)
     with faithful_lambda._LOCK:

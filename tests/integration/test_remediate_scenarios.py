@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.policy import POLICY_SIZE_LIMIT, InvokeRequest, Policy, evaluate, policy_size
+from permheal_local.builder import ACCOUNT, REGION, World, execute_api, function_arn
 
 APIGW = "apigateway.amazonaws.com"
 OTHER_ACCOUNT = "210987654321"
@@ -19,10 +19,6 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/apigw-invokes-lambda"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def source_arn(statement: dict[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.builder import ACCOUNT, World, execute_api, function_arn
 
 CONTRACT_KEYS = {
     "apiType",  # design.md, "API kinds"
@@ -28,10 +28,6 @@ CONTRACT_KEYS = {
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def scan(cli: Any, *flags: str) -> Any:

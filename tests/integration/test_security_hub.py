@@ -14,8 +14,8 @@ import pytest
 
 from permheal.adapters.securityhub import SecurityHub, record_findings
 from permheal.hub_findings import Where, finding_id, to_import
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.models import Finding, FindingKind, Outcome, RemediationResult
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.integration.support import build_petstore, run
 
 WHERE = Where("aws", REGION, ACCOUNT)
@@ -187,8 +187,8 @@ def test_a_run_for_another_stage_does_not_resolve_this_stages_finding(hub: Secur
 def test_the_deployed_workflow_reports_an_integration_role_and_resolves_it_once_removed(world: World) -> None:
     # Given the stack deployed with SecurityHubFindings=true and a petstore method invoked through a role
     from permheal.adapters.aws import client
-    from permheal.local import lambda_runtime
-    from permheal.local.stack import deploy
+    from permheal_local import lambda_runtime
+    from permheal_local.stack import deploy
 
     client("securityhub").enable_security_hub()
     lambda_runtime.install()

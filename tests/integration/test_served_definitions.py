@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 
 from permheal.handlers import detect
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name
+from permheal_local.builder import REGION, World, execute_api, function_arn
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name
 from tests.integration.support import allows, dead_letters, log_payload, wait_for_executions
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def scan(cli: Any, api: str) -> Any:

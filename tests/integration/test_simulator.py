@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from permheal.detection import SUBSCRIPTION_FILTER_PATTERN, decode, detect
-from permheal.local import faithful_apigateway, faithful_lambda
-from permheal.local.aws import (
+from permheal.targets import Hint
+from permheal_local import faithful_apigateway, faithful_lambda
+from permheal_local.aws import (
     MOTO_CONFIG,
     FilterPattern,
     Subscription,
@@ -24,38 +25,34 @@ from permheal.local.aws import (
     local_aws,
     subscription_from_template,
 )
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name, match_resource
-from permheal.local.stack import TEMPLATE, LocalStack
-from permheal.local.template import load_template
-from permheal.targets import Hint
+from permheal_local.builder import ACCOUNT, REGION, World, execute_api, function_arn
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name, match_resource
+from permheal_local.stack import TEMPLATE, LocalStack
+from permheal_local.template import load_template
+from tests.conftest import CLIENTS
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/apigw-invokes-lambda"
 ALIAS_TARGET = function_arn("pets", "${stageVariables.alias}")
 
 
 @pytest.fixture(scope="module")
-def clients() -> Iterator[dict[str, Any]]:
-    """One moto session for the module: boto3 clients (and their parsed models) are built once."""
+def moto_session() -> Iterator[None]:
+    """One moto session for the module (cheaper than one per test); each test resets it."""
     from moto import mock_aws
 
     faithful_lambda.install()
     faithful_apigateway.install()
     with mock_aws(config=MOTO_CONFIG):
-        yield {}
+        yield
 
 
 @pytest.fixture
-def world(clients: dict[str, Any]) -> World:
-    """An empty account for each test, through the module's clients."""
+def world(moto_session: None) -> World:
+    """An empty account for each test, through tests/conftest.py's shared clients."""
     from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
-    return World(clients=clients)
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
+    return World(clients=CLIENTS)
 
 
 # --- routing ------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import World, function_arn
-from permheal.local.simulator_v2 import access_log_line, select_http_route
+from permheal_local.builder import World, function_arn
+from permheal_local.simulator_v2 import access_log_line, select_http_route
 from tests.integration.support_v2 import http_api, integration, route, simulator, stage
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.stack import deploy
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.stack import deploy
 from tests.integration.support import (
     FAILURE,
     Petstore,
@@ -81,7 +81,7 @@ def storm() -> Iterator[Storm]:
     """
     from moto import mock_aws
 
-    from permheal.local import faithful_apigateway, faithful_lambda, lambda_runtime
+    from permheal_local import faithful_apigateway, faithful_lambda, lambda_runtime
 
     faithful_lambda.install()
     faithful_apigateway.install()

@@ -16,7 +16,9 @@ import pytest
 
 from permheal.config import Mode, Settings
 from permheal.detection import SUBSCRIPTION_FILTER_PATTERN
-from permheal.local.template import (
+from permheal.logparse import PERMISSION_FAILURE_PHRASE
+from permheal.models import Scope
+from permheal_local.template import (
     FunctionSpec,
     TemplateError,
     function_specs,
@@ -25,8 +27,6 @@ from permheal.local.template import (
     resources,
     state_machine_spec,
 )
-from permheal.logparse import PERMISSION_FAILURE_PHRASE
-from permheal.models import Scope
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -478,7 +478,7 @@ def test_outputs_are_the_documented_ones(template: dict[str, Any]) -> None:
     assert outputs["StateMachineArn"]["Value"] == {"Ref": STATE_MACHINE}
 
 
-# ------------------------------------------------------------------------------ permheal.local.template
+# ------------------------------------------------------------------------------ permheal_local.template
 
 SMALL = """\
 Transform: AWS::Serverless-2016-10-31

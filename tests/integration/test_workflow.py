@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.stack import deploy
+from permheal_local.stack import deploy
 from tests.conftest import load_event
 from tests.integration.support import (
     Petstore,

@@ -20,10 +20,7 @@ from permheal.adapters.apigateway import RestApi
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
 from permheal.arns import ApiRef, FunctionRef
-from permheal.engine import FunctionGroup, RepairResult, Resolution, result_from_state
 from permheal.errors import AwsCallError
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.faithful_lambda import POLICY_SIZE_LIMIT, policy_size
 from permheal.models import (
     Change,
     Finding,
@@ -36,6 +33,10 @@ from permheal.models import (
 )
 from permheal.notify import notification
 from permheal.policy import Policy
+from permheal.workflow.outcome import result_from_state
+from permheal.workflow.state import FunctionGroup, RepairResult, Resolution
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
+from permheal_local.faithful_lambda import POLICY_SIZE_LIMIT, policy_size
 from tests.integration.support import (
     Petstore,
     allows,

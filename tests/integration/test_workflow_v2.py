@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from permheal.local.builder import World, function_arn
+from permheal_local.builder import World, function_arn
 from tests.integration.support import run
 from tests.integration.support_v2 import (
     execute_api,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from permheal.local.template import load_template
+from permheal_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -13,22 +13,11 @@ from typing import Any
 
 import pytest
 
-from permheal.local.builder import World
+from permheal_local.builder import World
 from tests.reliability.report import PROPERTY
 from tests.reliability.support import Faults, create_ledger_table, install_faults
 
 Record = Callable[..., None]
-_CLIENTS: dict[str, Any] = {}
-
-
-@pytest.fixture
-def world(aws: None) -> World:
-    """tests/conftest.py's `world`, with its boto3 clients kept across tests (each costs ~80 ms to make).
-
-    Safe because moto's stub is a botocore built-in handler of every client and each test's
-    `mock_aws` starts from empty backends; the fixture's own objects (role, resources) stay per test.
-    """
-    return World(clients=_CLIENTS)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 "Statements lost" counts grants that allowed a call before and no longer allow it: each API Gateway
 statement present before is exercised with a call its source pattern matches, against the policy
-before and after, judged by the independent oracle (permheal.local.oracle, not permheal.policy:
+before and after, judged by the independent oracle (permheal_local.oracle, not permheal.policy:
 the measure must not share a mistake with the code it measures); a dedupe that drops a statement
 still covered by another one loses nothing. A statement that is not an API Gateway grant cannot be
 exercised that way: it must still be there, unchanged.
@@ -22,10 +22,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import BotocoreStubber
 
-from permheal.local import faithful_lambda
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.oracle import allows
 from permheal.policy import APIGATEWAY_PRINCIPAL
+from permheal_local import faithful_lambda
+from permheal_local.builder import ACCOUNT, World, execute_api, function_arn
+from permheal_local.oracle import allows
 
 FunctionId = tuple[str, str | None]
 Snapshot = dict[FunctionId, list[dict[str, Any]]]
@@ -37,10 +37,6 @@ Snapshot = dict[FunctionId, list[dict[str, Any]]]
 def snapshot(*functions: FunctionId) -> Snapshot:
     """Every statement of each function+qualifier, read from the local Lambda's store (no AWS call)."""
     return {fn: faithful_lambda.policy_statements(fn[0], fn[1]) for fn in functions}
-
-
-def execute_api(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
 
 
 def _sample_call(statement: Mapping[str, Any]) -> str | None:
@@ -110,8 +106,8 @@ def by_sid(statements: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, An
 
 @cache
 def _ledger_spec() -> dict[str, Any]:
-    from permheal.local.stack import TEMPLATE
-    from permheal.local.template import load_template, resources
+    from permheal_local.stack import TEMPLATE
+    from permheal_local.template import load_template, resources
 
     properties: dict[str, Any] = resources(load_template(TEMPLATE))["LedgerTable"]["Properties"]
     return properties
@@ -126,7 +122,7 @@ def create_ledger_table(world: World, name: str = "permheal-ledger") -> str:
 
 
 def stack_ledger_table(world: World) -> str:
-    """The table `permheal.local.stack.deploy` created for the LedgerTable logical id."""
+    """The table `permheal_local.stack.deploy` created for the LedgerTable logical id."""
     names = world.client("dynamodb").list_tables()["TableNames"]
     (name,) = [n for n in names if n.endswith("-LedgerTable")]
     return str(name)

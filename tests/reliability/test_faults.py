@@ -16,13 +16,13 @@ from typing import Any
 import boto3
 import pytest
 
-from permheal import engine
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
 from permheal.arns import FunctionRef
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
 from permheal.planner import permheal_sid
 from permheal.policy import Policy, invoke_statement
+from permheal.workflow import repair as repair_step
+from permheal_local.builder import ACCOUNT, REGION, World, function_arn
 from tests.conftest import load_event
 from tests.integration.support import Petstore, build_petstore, retarget, run
 from tests.reliability.conftest import Record
@@ -440,7 +440,7 @@ def after_each_read_of_live(monkeypatch: pytest.MonkeyPatch, act: Callable[[int]
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """permheal's jittered wait between lost races, made instant."""
-    monkeypatch.setattr(engine, "random", SimpleNamespace(uniform=lambda low, high: 0.0))
+    monkeypatch.setattr(repair_step, "random", SimpleNamespace(uniform=lambda low, high: 0.0))
 
 
 def test_precondition_failed_from_a_real_concurrent_writer_is_replanned_without_loss(

@@ -8,7 +8,6 @@ and planned over), execution inputs and workflow state, subscription payloads.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +18,16 @@ from hypothesis import strategies as st
 
 from permheal import arns, detection, logparse
 from permheal.adapters.apigateway import RestApi
-from permheal.engine import FunctionGroup, Resolution, ResolveRequest, group_by_function, result_from_state
 from permheal.errors import PermhealError
 from permheal.models import Scope
 from permheal.openapi import authorizers_from_list, from_resources
 from permheal.planner import PlanOptions, plan_repair, policy_after
 from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invoke_statement
 from permheal.targets import Hint, stage_targets
+from permheal.workflow.outcome import result_from_state
+from permheal.workflow.resolve import group_by_function
+from permheal.workflow.state import ExecutionInput, FunctionGroup, Resolution
+from permheal_local.aws import awslogs_payload
 from tests.reliability.conftest import Record
 from tests.reliability.support import lost_grants
 
@@ -572,13 +574,13 @@ def test_execution_input_parser_returns_a_request_or_a_typed_error(record: Recor
     )
 
     def check(event: Any) -> None:
-        request = ResolveRequest.from_event(event)
+        request = ExecutionInput.from_event(event)
         assert request.api.strip() == request.api and request.api
         json.dumps([h.to_dict() for h in request.hints])
 
     run_fuzz(
         record,
-        "engine.ResolveRequest.from_event",
+        "workflow.ExecutionInput.from_event",
         half_valid(wellformed, inputs | json_values),
         check,
         min_accepted=0.2,
@@ -650,17 +652,12 @@ def test_workflow_state_parsers_return_a_value_or_a_typed_error(record: Record) 
     ).flatmap(lambda strategy: strategy)
     run_fuzz(
         record,
-        "engine.result_from_state / Resolution / FunctionGroup.from_dict",
+        "result_from_state / Resolution / FunctionGroup.from_dict",
         half_valid(wellformed, states | json_values),
         check,
         min_accepted=0.2,
     )
     assert all(count >= 0.03 * EXAMPLES for count in accepted_by.values()), accepted_by
-
-
-def gzipped(document: Any) -> dict[str, Any]:
-    data = base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
-    return {"awslogs": {"data": data}}
 
 
 def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: Record) -> None:
@@ -705,11 +702,11 @@ def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: R
         }
     )
     fuzzed = (
-        documents.map(gzipped)
+        documents.map(awslogs_payload)
         | json_values
         | st.builds(lambda b: {"awslogs": {"data": base64.b64encode(b).decode()}}, st.binary(max_size=200))
         | st.builds(
-            lambda b: {"awslogs": {"data": base64.b64encode(gzip.compress(b)).decode()}},
+            awslogs_payload,
             st.binary(max_size=200),
         )
         | st.builds(lambda t: {"awslogs": {"data": t}}, hostile)
@@ -722,5 +719,5 @@ def test_subscription_payload_decoder_returns_a_batch_or_a_typed_error(record: R
             assert len(incident.execution_name) <= 80
             json.dumps(incident.execution_input()).encode()  # StartExecution input must be valid UTF-8
 
-    events = half_valid(wellformed.map(gzipped), fuzzed)
+    events = half_valid(wellformed.map(awslogs_payload), fuzzed)
     run_fuzz(record, "detection.decode + detect", events, check, min_accepted=0.2)

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry
+from permheal.adapters.ports import Adapters
 from permheal.config import Settings
-from permheal.engine import Adapters, ResolveRequest, remediate
-from permheal.local.builder import World, function_arn
 from permheal.policy import POLICY_SIZE_LIMIT, policy_size
+from permheal.workflow.in_process import remediate
+from permheal.workflow.state import ExecutionInput
+from permheal_local.builder import World, function_arn
 from tests.conftest import load_event
 from tests.integration.support import (
     Petstore,
@@ -135,8 +137,8 @@ def test_engine_with_a_ledger_records_each_change_once(world: World, ledger: str
 
     # When it remediates twice (the second run has nothing to do)
     adapters = Adapters.default(ledger)
-    first = remediate(adapters, ResolveRequest("petstore", "prod"), Settings.from_env())
-    second = remediate(adapters, ResolveRequest("petstore", "prod"), Settings.from_env())
+    first = remediate(adapters, ExecutionInput("petstore", "prod"), Settings.from_env())
+    second = remediate(adapters, ExecutionInput("petstore", "prod"), Settings.from_env())
     lost = lost_in(baseline, snapshot(*FUNCTIONS), calls(petstore))
     record("ledger: repair by the engine (manual, no execution)", first.outcome.value, lost)
 

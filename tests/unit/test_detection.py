@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
-import json
 from typing import Any
 
 import pytest
@@ -14,15 +12,11 @@ from hypothesis import strategies as st
 from permheal.detection import LogBatch, decode, detect
 from permheal.errors import ParseError
 from permheal.targets import Hint
+from permheal_local.aws import awslogs_payload
 from tests.conftest import load_event
 
 GROUP = "API-Gateway-Execution-Logs_a1b2c3d4e5/prod"
 WINDOW_START_MS = 1_763_715_600_000  # a multiple of 900 s
-
-
-def payload(data: Any) -> dict[str, Any]:
-    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(raw)).decode()}}
 
 
 def failure(request_id: str) -> str:
@@ -126,10 +120,10 @@ def test_assume_role_failures_are_reported_not_turned_into_incidents() -> None:
         {"awslogs": "x"},
         {"awslogs": {"data": "!!! not base64"}},
         {"awslogs": {"data": base64.b64encode(b"not gzip").decode()}},
-        payload(b"not json"),
-        payload(b"\xff\xfe\xfa"),
-        payload({"messageType": "DATA_MESSAGE"}),
-        payload([1, 2, 3]),
+        awslogs_payload(b"not json"),
+        awslogs_payload(b"\xff\xfe\xfa"),
+        awslogs_payload({"messageType": "DATA_MESSAGE"}),
+        awslogs_payload([1, 2, 3]),
     ],
     ids=[
         "empty",

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from permheal.local.cloudtrail import LAMBDA_EVENT_NAMES, cloudtrail_event
-from permheal.local.eventbridge import EventPattern
-from permheal.local.stack import TEMPLATE
-from permheal.local.template import load_template, resources
 from permheal.proactive import APIGATEWAY_EVENTS, parse_event
+from permheal_local.cloudtrail import LAMBDA_EVENT_NAMES, cloudtrail_event
+from permheal_local.eventbridge import EventPattern
+from permheal_local.stack import TEMPLATE
+from permheal_local.template import load_template, resources
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from permheal.arns import ApiRef, FunctionRef
-from permheal.config import Mode, Settings
+from permheal.config import (
+    CliSettings,
+    DetectorSettings,
+    Mode,
+    ProactiveSettings,
+    Settings,
+    SummarySettings,
+)
 from permheal.errors import ConfigError, ParseError
 from permheal.models import (
     AddedStatement,
@@ -331,7 +339,7 @@ def test_result_to_dict_has_the_contract_keys() -> None:
 
 def test_result_includes_the_error_only_when_there_is_one() -> None:
     # Given a failed result with an error
-    failed = RESULT.with_outcome(Outcome.FAILED, "boom")
+    failed = replace(RESULT, outcome=Outcome.FAILED, error="boom")
     # When it is serialised
     # Then the error is included, and the outcome replaced
     assert (failed.to_dict()["outcome"], failed.to_dict()["error"]) == ("failed", "boom")
@@ -339,7 +347,11 @@ def test_result_includes_the_error_only_when_there_is_one() -> None:
 
 @pytest.mark.parametrize(
     "result",
-    [RESULT, RESULT.with_outcome(Outcome.FAILED, "boom"), RemediationResult(Outcome.NO_CHANGE, None, None)],
+    [
+        RESULT,
+        replace(RESULT, outcome=Outcome.FAILED, error="boom"),
+        RemediationResult(Outcome.NO_CHANGE, None, None),
+    ],
 )
 def test_result_round_trips_through_json(result: RemediationResult) -> None:
     # Given a result
@@ -399,8 +411,6 @@ def test_settings_from_an_empty_environment_are_the_defaults() -> None:
         allowlist_param="/permheal/allowed-apis",
         prune_stale=False,
         consolidate=False,
-        state_machine_arn=None,
-        topic_arn=None,
     )
 
 
@@ -412,8 +422,10 @@ def test_settings_read_every_variable() -> None:
         "PERMHEAL_ALLOWLIST_PARAM": "/custom/apis",
         "PERMHEAL_PRUNE_STALE": "true",
         "PERMHEAL_CONSOLIDATE": "yes",
-        "PERMHEAL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:permheal",
-        "PERMHEAL_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:permheal",
+        "PERMHEAL_LEDGER_TABLE": "ledger",
+        "PERMHEAL_FLAP_THRESHOLD": "5",
+        "PERMHEAL_FLAP_WINDOW_HOURS": "2",
+        "PERMHEAL_DEDUPE_IAC": "true",
     }
     # When settings are read
     result = Settings.from_env(env)
@@ -424,8 +436,10 @@ def test_settings_read_every_variable() -> None:
         "/custom/apis",
         True,
         True,
-        env["PERMHEAL_STATE_MACHINE_ARN"],
-        env["PERMHEAL_TOPIC_ARN"],
+        ledger_table="ledger",
+        flap_threshold=5,
+        flap_window_hours=2,
+        dedupe_iac=True,
     )
 
 
@@ -451,8 +465,7 @@ def test_settings_read_every_variable() -> None:
         ("PERMHEAL_DEDUPE_IAC", "false", "dedupe_iac", False),
         ("PERMHEAL_DEDUPE_IAC", "", "dedupe_iac", False),
         ("PERMHEAL_ALLOWLIST_PARAM", "", "allowlist_param", "/permheal/allowed-apis"),
-        ("PERMHEAL_STATE_MACHINE_ARN", "", "state_machine_arn", None),
-        ("PERMHEAL_TOPIC_ARN", "", "topic_arn", None),
+        ("PERMHEAL_LEDGER_TABLE", "", "ledger_table", None),
     ],
 )
 def test_settings_parse_each_value_leniently_in_case_and_space(
@@ -523,3 +536,98 @@ def test_dry_run_defaults_to_the_deployment_mode() -> None:
     # When no execution preference is given
     # Then the deployment mode decides
     assert (Settings(mode=Mode.ENFORCE).dry_run(), Settings(mode=Mode.DRY_RUN).dry_run()) == (False, True)
+
+
+# --- one settings type per entry point -----------------------------------------------------------
+
+DETECTOR_ENV = {
+    "PERMHEAL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:permheal",
+    "PERMHEAL_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/permheal-dlq",
+}
+
+
+def test_detector_settings_read_the_window_and_default_it() -> None:
+    from permheal.detection import DEFAULT_WINDOW_SECONDS
+
+    settings = DetectorSettings.from_env({**DETECTOR_ENV, "PERMHEAL_INCIDENT_WINDOW_SECONDS": "900"})
+    assert settings == DetectorSettings(*DETECTOR_ENV.values(), 900)
+    assert DetectorSettings.from_env(DETECTOR_ENV).incident_window_seconds == DEFAULT_WINDOW_SECONDS
+
+
+@pytest.mark.parametrize("window", ["soon", "0", "-60", "1.5"])
+def test_detector_settings_refuse_a_window_that_is_not_a_positive_whole_number(window: str) -> None:
+    with pytest.raises(ConfigError, match="PERMHEAL_INCIDENT_WINDOW_SECONDS"):
+        DetectorSettings.from_env({**DETECTOR_ENV, "PERMHEAL_INCIDENT_WINDOW_SECONDS": window})
+
+
+@pytest.mark.parametrize("missing", sorted(DETECTOR_ENV))
+def test_detector_settings_need_the_state_machine_and_the_queue(missing: str) -> None:
+    env = {k: v for k, v in DETECTOR_ENV.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        DetectorSettings.from_env(env)
+
+
+def test_cli_settings_hold_the_workflows_and_where_the_stack_is() -> None:
+    env = {"PERMHEAL_SCOPE": "api", "PERMHEAL_STACK_NAME": "heal-dev", **DETECTOR_ENV}
+    cli = CliSettings.from_env(env)
+    assert cli == CliSettings(
+        Settings(scope=Scope.API), DETECTOR_ENV["PERMHEAL_STATE_MACHINE_ARN"], "heal-dev"
+    )
+    assert CliSettings.from_env({}) == CliSettings(Settings())
+
+
+PROACTIVE_ENV = {
+    "PERMHEAL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:permheal",
+    "PERMHEAL_LEDGER_TABLE": "permheal-ledger",
+}
+
+
+def test_proactive_settings_read_the_trigger_s_variables() -> None:
+    role = "arn:aws:iam::123456789012:role/repair"
+    env = {
+        **PROACTIVE_ENV,
+        "PERMHEAL_PROACTIVE_WINDOW_SECONDS": "60",
+        "PERMHEAL_PROACTIVE_GRACE_SECONDS": "0",
+        "PERMHEAL_OWN_ROLE_ARNS": f"{role}, ",
+        "PERMHEAL_ALLOWLIST_PARAM": "/x/allowed",
+    }
+    settings = ProactiveSettings.from_env(env)
+    assert (settings.window_seconds, settings.grace_seconds) == (60, 0)
+    assert (settings.own_role_arns, settings.allowlist_param) == (frozenset({role}), "/x/allowed")
+    assert ProactiveSettings.from_env(PROACTIVE_ENV) == ProactiveSettings(*PROACTIVE_ENV.values())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"PERMHEAL_LEDGER_TABLE": ""},
+        {"PERMHEAL_STATE_MACHINE_ARN": ""},
+        {"PERMHEAL_PROACTIVE_WINDOW_SECONDS": "0"},
+        {"PERMHEAL_PROACTIVE_WINDOW_SECONDS": "thirty"},
+        {"PERMHEAL_PROACTIVE_GRACE_SECONDS": "-1"},
+    ],
+)
+def test_proactive_settings_refuse_a_missing_or_bad_variable(change: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        ProactiveSettings.from_env({**PROACTIVE_ENV, **change})
+
+
+def test_summary_settings_take_the_lambda_region() -> None:
+    assert SummarySettings.from_env({"AWS_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert SummarySettings.from_env({}).region == "us-east-1"
+
+
+def test_no_module_but_config_reads_the_environment() -> None:
+    """One owner per variable: the SDK's own (AWS_PROFILE, AWS_ENDPOINT_URL) stay with the client factory."""
+    import ast
+    from pathlib import Path
+
+    import permheal
+
+    package = Path(permheal.__file__).parent
+    readers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                readers.add(path.relative_to(package).as_posix())
+    assert readers <= {"config.py", "adapters/aws.py"}

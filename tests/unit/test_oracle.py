@@ -1,4 +1,4 @@
-"""The independent oracle (permheal.local.oracle): IAM table tests, and a cross-check with permheal.policy.
+"""The independent oracle (permheal_local.oracle): IAM table tests, and a cross-check with permheal.policy.
 
 The oracle grades permheal's repairs in the simulator and the reliability suite, so it must not
 share code with `permheal.policy` and must agree with it on every policy both understand.
@@ -28,9 +28,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from permheal.local import oracle
-from permheal.local.oracle import UNKNOWN, Verdict, allows, decide, statement_matches
 from permheal.policy import InvokeRequest, Policy, evaluate
+from permheal_local import oracle
+from permheal_local.oracle import UNKNOWN, Verdict, allows, decide, statement_matches
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
@@ -377,7 +377,7 @@ def test_the_cross_check_exercises_both_answers_and_the_documented_disagreement(
 
 @pytest.mark.parametrize(
     "path",
-    ["functions/permheal/local/simulator.py", "tests/reliability/support.py", "tests/corpus/judge.py"],
+    ["permheal_local/simulator.py", "tests/reliability/support.py", "tests/corpus/judge.py"],
     ids=[
         "simulator",
         "statements-lost-measure",

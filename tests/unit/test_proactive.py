@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from permheal.local.cloudtrail import cloudtrail_event
 from permheal.proactive import (
     APIGATEWAY_EVENTS,
     LAMBDA_EVENTS,
@@ -20,6 +19,7 @@ from permheal.proactive import (
     execution_input,
     parse_event,
 )
+from permheal_local.cloudtrail import cloudtrail_event
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -11,8 +11,8 @@ import pytest
 from permheal.adapters.account import Allowlist
 from permheal.errors import AwsCallError
 from permheal.handlers.proactive import TriggerDeps, handle
-from permheal.local.cloudtrail import cloudtrail_event
 from permheal.proactive import FunctionChange
+from permheal_local.cloudtrail import cloudtrail_event
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -77,14 +76,13 @@ def _failed_result(execution: Any) -> RemediationResult:
         return RemediationResult(Outcome.FAILED, None, None, error=error)
 
 
-def find_state_machine() -> str:
+def find_state_machine(name: str) -> str:
     """The state machine ARN from the deployed stack's outputs."""
-    return find_stack_output(STACK_OUTPUT)
+    return find_stack_output(name, STACK_OUTPUT)
 
 
-def find_stack_output(key: str) -> str:
-    """An output of the deployed stack (PERMHEAL_STACK_NAME, default `permheal`)."""
-    name = os.environ.get("PERMHEAL_STACK_NAME", "permheal")
+def find_stack_output(name: str, key: str) -> str:
+    """An output of the deployed stack `name` (CliSettings.stack_name)."""
     try:
         stacks = client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from permheal.adapters.ports import Adapters
     from permheal.config import Settings
-    from permheal.engine import Adapters
 
 
 def adapters_for(context: Any, settings: Settings) -> Adapters:
     """Real adapters; the account comes from the function's own ARN instead of an STS call."""
     # Imported here, not at module level: the detector imports this package but never needs the
-    # engine, and every module it loads is paid for at each cold start.
+    # adapters, and every module it loads is paid for at each cold start.
     from permheal.adapters.account import Identity
-    from permheal.engine import Adapters
+    from permheal.adapters.ports import Adapters
 
     adapters = Adapters.default(settings.ledger_table)
     arn = getattr(context, "invoked_function_arn", "") or ""

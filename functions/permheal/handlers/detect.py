@@ -7,7 +7,6 @@ async retries and on-failure destination keep the event. Nothing is dropped sile
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,8 +14,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.adapters.deadletter import DeadLetters
 from permheal.adapters.workflow import Workflow
-from permheal.detection import DEFAULT_WINDOW_SECONDS, decode, detect
-from permheal.errors import ConfigError, ParseError
+from permheal.config import DetectorSettings
+from permheal.detection import decode, detect
+from permheal.errors import ParseError
 from permheal.observability import logger, metrics, tracer
 
 
@@ -24,12 +24,13 @@ from permheal.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state_machine = os.environ.get("PERMHEAL_STATE_MACHINE_ARN")
-    queue = os.environ.get("PERMHEAL_DEAD_LETTER_QUEUE_URL")
-    if not state_machine or not queue:
-        raise ConfigError("PERMHEAL_STATE_MACHINE_ARN and PERMHEAL_DEAD_LETTER_QUEUE_URL must be set")
-    window = int(os.environ.get("PERMHEAL_INCIDENT_WINDOW_SECONDS") or DEFAULT_WINDOW_SECONDS)
-    return handle(event, Workflow(state_machine), DeadLetters(queue), window)
+    settings = DetectorSettings.from_env()
+    return handle(
+        event,
+        Workflow(settings.state_machine_arn),
+        DeadLetters(settings.dead_letter_queue_url),
+        settings.incident_window_seconds,
+    )
 
 
 def handle(event: Any, workflow: Workflow, dead_letters: DeadLetters, window: int) -> dict[str, Any]:

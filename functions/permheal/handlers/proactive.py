@@ -8,7 +8,6 @@ fails the invocation, so Lambda's async retries keep the event.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.adapters.account import Allowlist
 from permheal.adapters.workflow import Workflow
+from permheal.config import ProactiveSettings
 from permheal.errors import ConfigError
 from permheal.observability import logger, metrics, tracer
 from permheal.proactive import (
@@ -116,29 +116,25 @@ def real_deps(context: Any) -> TriggerDeps:
     from permheal.adapters.ledger import Ledger
     from permheal.adapters.names import api_name
 
-    state_machine = os.environ.get("PERMHEAL_STATE_MACHINE_ARN")
-    table = os.environ.get("PERMHEAL_LEDGER_TABLE")
-    if not state_machine or not table:
-        raise ConfigError("PERMHEAL_STATE_MACHINE_ARN and PERMHEAL_LEDGER_TABLE must be set")
+    settings = ProactiveSettings.from_env()
     parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
     if len(parts) < 5 or not parts[4].isdigit():
         raise ConfigError("cannot tell this function's account from its ARN")
     partition, region, account = parts[1], parts[3], parts[4]
     gateway = ApiGateway()
-    ledger = Ledger(table)
-    param = os.environ.get("PERMHEAL_ALLOWLIST_PARAM") or "/permheal/allowed-apis"
+    ledger = Ledger(settings.ledger_table)
     return TriggerDeps(
         partition=partition,
         account=account,
         region=region,
-        workflow=Workflow(state_machine),
-        allowlist=lambda: read_allowlist(param),
+        workflow=Workflow(settings.state_machine_arn),
+        allowlist=lambda: read_allowlist(settings.allowlist_param),
         api_name=lambda api_id: api_name(api_id, region),
         routes=ledger.apis_invoking,
         scan=lambda function, allowlist: scan_for_function(gateway, function, allowlist, partition, account),
-        window_seconds=int(os.environ.get("PERMHEAL_PROACTIVE_WINDOW_SECONDS") or DEFAULT_WINDOW_SECONDS),
-        grace_seconds=int(os.environ.get("PERMHEAL_PROACTIVE_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS),
-        own_roles=frozenset(r for r in (os.environ.get("PERMHEAL_OWN_ROLE_ARNS") or "").split(",") if r),
+        window_seconds=settings.window_seconds,
+        grace_seconds=settings.grace_seconds,
+        own_roles=settings.own_role_arns,
     )
 
 
@@ -147,8 +143,8 @@ def scan_for_function(
 ) -> frozenset[str]:
     """The bounded fallback: which allowlisted APIs (at most MAX_SCAN_APIS, any kind) invoke the function."""
     from permheal.adapters.account import Identity
-    from permheal.engine import api_targets
     from permheal.errors import PermhealError
+    from permheal.workflow.resolve import api_targets
 
     if not allowlist.entries:
         return frozenset()

@@ -9,10 +9,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from permheal.adapters.ledger import Ledger
 from permheal.config import Settings
-from permheal.engine import Resolution, ResolveRequest, resolve
 from permheal.errors import AwsCallError
 from permheal.handlers import adapters_for
 from permheal.observability import logger, metrics, tracer
+from permheal.workflow.resolve import resolve
+from permheal.workflow.state import ExecutionInput, Resolution
 
 
 @logger.inject_lambda_context
@@ -20,7 +21,7 @@ from permheal.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event if isinstance(event, dict) else {}
-    request = ResolveRequest.from_event(payload.get("request"))
+    request = ExecutionInput.from_event(payload.get("request"))
     settings = Settings.from_env()
     execution_arn = str(payload.get("executionArn") or "")
     adapters = adapters_for(context, settings)

@@ -1,24 +1,26 @@
 """Step "Summarize for on-call": the result, the SNS subject and the human-readable message.
 
 Its output replaces the workflow state (every part within its budget, permheal.limits), so what
-follows never carries the repairs and the summary together.
+follows never carries the repairs and the summary together. With SecurityHubFindings=true it also
+records what permheal cannot fix as Security Hub findings (never at the notification's expense).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from permheal.engine import Resolution, result_from_state
+from permheal.config import SummarySettings
 from permheal.errors import ParseError, PermhealError
 from permheal.heal_time import time_to_heal
 from permheal.models import RemediationResult
 from permheal.notify import notification
 from permheal.observability import logger, metrics, tracer
+from permheal.workflow.outcome import result_from_state
+from permheal.workflow.state import Resolution
 
 
 @logger.inject_lambda_context
@@ -33,10 +35,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if healed is not None:
         metrics.add_metric(name="TimeToHeal", unit=MetricUnit.Seconds, value=healed)
-    region = os.environ.get("AWS_REGION", "us-east-1")
-    if os.environ.get("PERMHEAL_SECURITY_HUB") == "true":
-        security_hub(result, state, context, region)
-    return notification(result, event.get("executionArn"), region).to_dict()
+    settings = SummarySettings.from_env()
+    if settings.security_hub:
+        security_hub(result, state, context, settings.region)
+    return notification(result, event.get("executionArn"), settings.region).to_dict()
 
 
 def security_hub(result: RemediationResult, state: Any, context: Any, region: str) -> None:

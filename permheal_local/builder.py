@@ -9,6 +9,8 @@ from typing import Any
 
 import boto3
 
+from permheal.arns import ApiRef
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 _HANDLER_SOURCE = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
@@ -31,6 +33,11 @@ def function_arn(
 ) -> str:
     arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
     return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def execute_api(api_id: str, rest: str, *, region: str = REGION, account: str = ACCOUNT) -> str:
+    """`arn:aws:execute-api:REGION:ACCOUNT:API_ID/REST`, e.g. rest = `prod/GET/pets` or `*/*`."""
+    return f"{ApiRef('aws', region, account, api_id).prefix}/{rest}"
 
 
 @dataclass

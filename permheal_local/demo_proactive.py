@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from permheal.local.builder import World, function_arn, integration_uri
-from permheal.local.cloudtrail import CloudTrail, started_by
-from permheal.local.demo import (
+from permheal_local.builder import World, function_arn, integration_uri
+from permheal_local.cloudtrail import CloudTrail, started_by
+from permheal_local.demo import (
     REQUESTS,
     STAGE,
     Petstore,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from permheal.local.builder import ACCOUNT, REGION, World, function_arn
-from permheal.local.demo_v2 import heal_http_api
-from permheal.local.simulator import ApiGatewaySimulator, log_group_name, response_text
+from permheal_local.builder import World, execute_api, function_arn
+from permheal_local.demo_v2 import heal_http_api
+from permheal_local.simulator import ApiGatewaySimulator, log_group_name, response_text
 
 API_NAME = "petstore"
 STAGE = "prod"
@@ -60,10 +60,6 @@ class Petstore:
     name: str = API_NAME
 
 
-def execute_api_arn(api_id: str, rest: str) -> str:
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{rest}"
-
-
 def build_petstore(world: World) -> Petstore:
     """The petstore as a console user leaves it: alias via stage variable, grants in the wrong places.
 
@@ -83,8 +79,8 @@ def build_petstore(world: World) -> Petstore:
     world.deploy(api_id, STAGE, {"alias": ALIAS})
     for index in range(3):
         sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{api_id}/beta/{index}"))
-        world.grant(FUNCTION, execute_api_arn(api_id, "beta/GET/pets/*"), sid=sid, qualifier=ALIAS)
-    world.grant(FUNCTION, execute_api_arn(api_id, f"{STAGE}/*/*"), sid="console-prod-unqualified")
+        world.grant(FUNCTION, execute_api(api_id, "beta/GET/pets/*"), sid=sid, qualifier=ALIAS)
+    world.grant(FUNCTION, execute_api(api_id, f"{STAGE}/*/*"), sid="console-prod-unqualified")
     return Petstore(api_id, authorizer)
 
 
@@ -147,7 +143,7 @@ def _quiet_handlers() -> Iterator[None]:
 
 
 def _run(timeline: Timeline) -> dict[str, Any]:
-    from permheal.local.aws import local_aws
+    from permheal_local.aws import local_aws
 
     timeline.emit("starting", "Starting the Local AWS (moto in this process) and deploying template.yaml ...")
     # A 1 s debounce window (template default 30 s): CloudTrail delivers at once here, not in ~90 s.
@@ -217,7 +213,7 @@ def _run(timeline: Timeline) -> dict[str, Any]:
             f"({timeline.elapsed_ms:,} ms in all)",
             healed=healed,
         )
-        from permheal.local.demo_proactive import run_proactive
+        from permheal_local.demo_proactive import run_proactive
 
         proactive = run_proactive(timeline, local, petstore)
         return {

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
-from permheal.local import faithful_apigateway, oracle
-from permheal.local.builder import ACCOUNT, World
+from permheal_local import faithful_apigateway, oracle
+from permheal_local.builder import ACCOUNT, World
 
 LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
 PERMISSION_FAILURE = "Execution failed due to configuration error: Invalid permissions on Lambda function"
@@ -315,7 +315,7 @@ class ApiGatewaySimulator:
     def _may_invoke(self, function: FunctionRef, source_arn: str, account: str) -> bool:
         """Evaluate the policy of exactly the qualifier invoked: another qualifier's grants do not count.
 
-        Judged by `permheal.local.oracle`, never by `permheal.policy`, so the two cannot share a mistake.
+        Judged by `permheal_local.oracle`, never by `permheal.policy`, so the two cannot share a mistake.
         """
         try:
             response = self.client("lambda").get_policy(

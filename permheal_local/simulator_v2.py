@@ -5,7 +5,7 @@ route (`METHOD /path` with `{param}` and `{proxy+}`, the exact method before `AN
 run a REQUEST Lambda authorizer (its invoke permission on `{api}/authorizers/{id}`; a JWT authorizer
 only needs a token), then the Lambda integration (its permission on `{api}/{stage}/{METHOD}{path}`,
 `{api}/{stage}/$default` for the `$default` route), each against the exact qualifier's policy and
-judged by the independent `permheal.local.oracle`. It answers as API Gateway does (HTTP API:
+judged by the independent `permheal_local.oracle`. It answers as API Gateway does (HTTP API:
 `500 {"message":"Internal Server Error"}`) and writes the stage's access-log line, rendered from its
 `AccessLogSettings.Format`, to the destination log group (`access_log_line` is the hook detection
 tests use). `connect`/`send` do the same for WebSocket routes (`$connect`, custom route keys chosen
@@ -32,8 +32,8 @@ from botocore.exceptions import ClientError
 from permheal.apiv2 import lambda_uri, stage_uri
 from permheal.arns import ApiRef, FunctionRef, parse_integration_uri, resolve_integration_function
 from permheal.errors import ParseError
-from permheal.local import faithful_apigatewayv2
-from permheal.local.simulator import ApiGatewaySimulator, SimResponse, match_resource
+from permheal_local import faithful_apigatewayv2
+from permheal_local.simulator import ApiGatewaySimulator, SimResponse, match_resource
 
 INTEGRATION_PERMISSION_ERROR = (
     "The IAM role configured on the integration or API Gateway doesn't have permissions to call the "

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from permheal.local.builder import ACCOUNT
-from permheal.local.eventbridge import Delivery, deliver
 from permheal.proactive import APIGATEWAY_EVENTS
+from permheal_local.builder import ACCOUNT
+from permheal_local.eventbridge import Delivery, deliver
 
 LAMBDA_EVENT_NAMES = {
     "CreateAlias": "CreateAlias20150331",

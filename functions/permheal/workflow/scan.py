@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from permheal.adapters.apigateway import RestApi
+from permheal.adapters.ports import Adapters
 from permheal.arns import ApiRef
-from permheal.engine import Adapters, api_targets, group_by_function, merge_findings, with_api_type
 from permheal.errors import NotFoundError
 from permheal.models import Finding, FindingKind, Target
 from permheal.planner import PlanOptions, plan_repair
+from permheal.workflow.outcome import with_api_type
+from permheal.workflow.repair import merge_findings
+from permheal.workflow.resolve import api_targets, group_by_function
 
 
 def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: PlanOptions) -> list[Finding]:

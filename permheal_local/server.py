@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from permheal.errors import ConfigError
-from permheal.local.aws import MOTO_CONFIG, LocalAws
-from permheal.local.builder import REGION, World
-from permheal.local.demo import API_NAME, Petstore, build_petstore
+from permheal_local.aws import MOTO_CONFIG, LocalAws
+from permheal_local.builder import REGION, World
+from permheal_local.demo import API_NAME, Petstore, build_petstore
 
 HOST = "127.0.0.1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -80,7 +80,7 @@ class LocalAwsServer:
         self._delivery.start()
 
     def stop(self) -> None:
-        from permheal.local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
+        from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
         self._stopping.set()
         if self._delivery is not None:
@@ -111,7 +111,7 @@ def start_local_aws(
     """Serve moto on 127.0.0.1:`port` (0 = any free port) with permheal's stack deployed into it."""
     from moto.server import ThreadedMotoServer
 
-    from permheal.local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one stderr line per request
     port = _free_port(port)

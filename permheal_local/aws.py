@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
-from permheal.local.builder import ACCOUNT, REGION, World
-from permheal.local.stack import TEMPLATE, LocalStack, deploy
+from permheal_local.builder import ACCOUNT, REGION, World
+from permheal_local.stack import TEMPLATE, LocalStack, deploy
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
 
-    from permheal.local.simulator import ApiGatewaySimulator
+    from permheal_local.simulator import ApiGatewaySimulator
 
 MOTO_CONFIG: DefaultConfig = {
     "lambda": {"use_docker": False},
@@ -132,7 +132,7 @@ def subscription_from_template(
     template: Mapping[str, Any], stack: LocalStack, parameters: Mapping[str, str] | None = None
 ) -> Subscription:
     """The detector's subscription as template.yaml declares it for these parameters."""
-    from permheal.local.template import resolve_mappings, resources
+    from permheal_local.template import resolve_mappings, resources
 
     values = {n: str(spec.get("Default", "")) for n, spec in (template.get("Parameters") or {}).items()}
     values.update(parameters or {})
@@ -243,8 +243,27 @@ def awslogs_event(
             for e in events
         ],
     }
-    data = gzip.compress(json.dumps(document, separators=(",", ":")).encode())
-    return {"awslogs": {"data": base64.b64encode(data).decode()}}
+    return awslogs_payload(document)
+
+
+def wait_until_stopped(
+    sfn: Any, execution_arn: str, timeout: float = 60, poll: float = 0.02
+) -> dict[str, Any]:
+    """DescribeExecution once the execution is no longer RUNNING (TimeoutError after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still running after {timeout}s")
+        time.sleep(poll)
+
+
+def awslogs_payload(document: Any) -> dict[str, Any]:
+    """`document` (JSON-encoded unless it is bytes already) gzipped and base64-encoded in an awslogs event."""
+    body = document if isinstance(document, bytes) else json.dumps(document, separators=(",", ":")).encode()
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(body)).decode()}}
 
 
 @dataclass(eq=False)
@@ -264,8 +283,8 @@ class LocalAws:
         cls, world: World, parameters: Mapping[str, str] | None = None, stack_name: str = "permheal"
     ) -> LocalAws:
         """Deploy template.yaml's runtime into whatever `world` talks to and wire its subscription."""
-        from permheal.local import lambda_runtime
-        from permheal.local.template import load_template
+        from permheal_local import lambda_runtime
+        from permheal_local.template import load_template
 
         stack = deploy(world, parameters, stack_name)
         subscription = subscription_from_template(load_template(TEMPLATE), stack, parameters)
@@ -274,7 +293,7 @@ class LocalAws:
         return local
 
     def close(self) -> None:
-        from permheal.local import lambda_runtime
+        from permheal_local import lambda_runtime
 
         if self._observe in lambda_runtime.observers:
             lambda_runtime.observers.remove(self._observe)
@@ -305,7 +324,7 @@ class LocalAws:
             time.sleep(0.05)
 
     def simulator(self) -> ApiGatewaySimulator:
-        from permheal.local.simulator import ApiGatewaySimulator
+        from permheal_local.simulator import ApiGatewaySimulator
 
         return ApiGatewaySimulator(self.world, account=self.account)
 
@@ -384,7 +403,7 @@ def local_aws(
     from moto import mock_aws
 
     from permheal.adapters.aws import forget_clients
-    from permheal.local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
+    from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
 
     with _hermetic_environment(REGION), mock_aws(config=MOTO_CONFIG):
         forget_clients()  # a client made before the mock would not be intercepted

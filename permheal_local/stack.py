@@ -14,22 +14,22 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
-from permheal.local import eventbridge
-from permheal.local.builder import ACCOUNT, World
-from permheal.local.template import function_specs, load_template, state_machine_spec
-from permheal.local.template import resources as template_resources
+from permheal_local import eventbridge
+from permheal_local.builder import ACCOUNT, World
+from permheal_local.template import function_specs, load_template, state_machine_spec
+from permheal_local.template import resources as template_resources
 
 
 def stack_files() -> Path:
     """The folder holding template.yaml and statemachine/: the wheel's copy, else the checkout.
 
-    A wheel carries them as permheal/local/stack_files/ (setup.py copies them at build time); a
+    A wheel carries them as permheal_local/stack_files/ (setup.py copies them at build time); a
     checkout or an editable install reads the repository root, where SAM reads them too.
     """
-    packaged = Path(str(importlib_resources.files("permheal.local") / "stack_files"))
+    packaged = Path(str(importlib_resources.files("permheal_local") / "stack_files"))
     if (packaged / "template.yaml").is_file():
         return packaged
-    return Path(__file__).resolve().parents[3]
+    return Path(__file__).resolve().parents[1]
 
 
 ROOT = stack_files()

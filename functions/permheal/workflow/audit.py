@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from permheal.adapters.ledger import Ledger, LedgerEntry, function_key
 from permheal.arns import FunctionRef
 from permheal.config import Settings
-
-if TYPE_CHECKING:
-    from permheal.engine import RepairResult, Resolution
+from permheal.workflow.state import RepairContext, RepairResult
 
 
 def flap_guard(
@@ -43,7 +40,7 @@ def flap_guard(
 
 def record(
     ledger: Ledger | None,
-    resolution: Resolution,
+    context: RepairContext,
     kind: str,
     key: str,
     *,
@@ -57,12 +54,12 @@ def record(
     ledger.record(
         LedgerEntry(
             kind=kind,
-            api_id=resolution.api.api_id,
+            api_id=context.api.api_id,
             function_key=key,
-            execution_arn=resolution.execution_arn,
-            trigger=resolution.source,
-            api_name=resolution.api.name,
-            stage=resolution.stage or "",
+            execution_arn=context.execution_arn,
+            trigger=context.source,
+            api_name=context.api.name,
+            stage=context.stage or "",
             added=tuple({"sid": a.sid, "sourceArn": a.source_arn} for a in change.added) if change else (),
             removed=tuple(
                 {"sid": r.sid, "sourceArn": r.source_arn, "reason": r.reason, "statement": r.statement}

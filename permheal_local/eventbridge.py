@@ -135,7 +135,7 @@ class Delivery:
 
 def deliver(world: Any, events: Sequence[dict[str, Any]]) -> list[Delivery]:
     """Deliver each event to the Lambda targets of every enabled default-bus rule it matches."""
-    from permheal.local import lambda_runtime
+    from permheal_local import lambda_runtime
 
     client = world.client("events")
     rules = [

@@ -1,27 +1,23 @@
-"""The engine's pure steps: grouping targets by function+qualifier, repairing one group, summarizing."""
+"""The workflow steps on in-memory doubles: grouping by function+qualifier, repairing, summarizing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from permheal.adapters.apigateway import RestApi
+from permheal.adapters.ports import Adapters
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
-from permheal.engine import (
-    Adapters,
-    FunctionGroup,
-    Resolution,
-    group_by_function,
-    plan_options,
-    repair,
-    settings_options,
-    summarize,
-)
 from permheal.models import FindingKind, Outcome, Scope, Target, TargetKind
 from permheal.planner import PlanOptions
 from permheal.policy import Policy, invoke_statement
+from permheal.workflow.outcome import summarize
+from permheal.workflow.repair import plan_options, repair, settings_options
+from permheal.workflow.resolve import group_by_function
+from permheal.workflow.state import FunctionGroup, Resolution
 
 ACCOUNT = "123456789012"
 API = ApiRef("aws", "us-east-1", ACCOUNT, "api1")
@@ -135,7 +131,69 @@ def test_repair_options_follow_the_settings_and_remove_only_the_apis_own_grants(
     settings = Settings(scope=Scope.API, prune_stale=True, consolidate=True, dedupe_iac=True)
     resolution = Resolution(RestApi("api1", "pets"), None, allowed=True, existing_api_ids=frozenset({"api1"}))
     # When the options of one repair (and of a scan) are derived
-    options = plan_options(settings, resolution, API)
+    options = plan_options(settings, resolution.context, API)
     # Then each setting is carried, and only grants of this very API (ApiRef, not the bare id) go
     assert options == PlanOptions(Scope.API, True, True, frozenset({"api1"}), frozenset({API}), True)
     assert settings_options(settings) == PlanOptions(Scope.API, True, True, dedupe_iac=True)
+
+
+# --- wire types ---------------------------------------------------------------------------------
+
+
+def test_the_detectors_execution_input_reads_back_whole() -> None:
+    """One type writes and reads the execution input: nothing the detector writes is dropped."""
+    from permheal.detection import Incident
+    from permheal.targets import Hint
+    from permheal.workflow.state import ExecutionInput
+
+    # Given an incident as the detector builds it
+    incident = Incident(
+        "a1b2c3", "prod", 60_000, "API-Gateway-Execution-Logs_a1b2c3/prod", 7, 61_000, (Hint(),)
+    )
+    # When its execution input is written and read back
+    event = incident.execution_input()
+    request = ExecutionInput.from_event(event)
+    # Then every key is carried, and writing it again gives the same input
+    assert (request.api, request.stage, request.source, request.failures) == ("a1b2c3", "prod", "logs", 7)
+    assert request.log_group == incident.log_group and request.detected_at == event["detectedAt"]
+    assert request.to_event() == event
+
+
+def test_the_manual_execution_input_names_the_api_as_typed() -> None:
+    from permheal.workflow.state import ExecutionInput
+
+    event = ExecutionInput("petstore", None, dry_run=True).to_event()
+    assert event == {"source": "manual", "apiName": "petstore", "dryRun": True, "hints": []}
+    assert ExecutionInput.from_event(event) == ExecutionInput("petstore", None, dry_run=True)
+
+
+def test_the_proactive_execution_input_round_trips_its_trigger_and_wait() -> None:
+    from permheal.proactive import Trigger, Window, execution_input
+    from permheal.workflow.state import ExecutionInput
+
+    # Given the input the proactive trigger writes for a deploy event
+    trigger = Trigger("apigateway.amazonaws.com", "CreateDeployment", "2026-12-05T08:00:17Z", "e-1")
+    event = execution_input("abc123", trigger, Window.of(trigger, 30, 1))
+    # When Resolve reads it and it is written again
+    request = ExecutionInput.from_event(event)
+    # Then the trigger and the wait survive, and nothing is added or lost
+    assert (request.api, request.by_id, request.source) == ("abc123", True, "cloudtrail")
+    assert (request.trigger, request.not_before) == (trigger, "2026-12-05T08:00:31Z")
+    assert request.to_event() == event
+    from permheal.errors import ParseError
+
+    with pytest.raises(ParseError):
+        ExecutionInput.from_event({**event, "trigger": {"eventSource": 1}})
+
+
+def test_the_repair_step_reads_its_context_as_resolve_wrote_it() -> None:
+    """The Map passes each repair the resolution's `context`: a RepairContext, not a faked Resolution."""
+    from permheal.workflow.state import RepairContext
+
+    group = FunctionGroup(LIVE, (route(LIVE),))
+    resolution = Resolution(
+        RestApi("api1", "pets"), "prod", True, (group,), existing_api_ids=frozenset({"api1"}), dry_run=True
+    )
+    context = RepairContext.from_dict(resolution.to_dict()["context"])
+    assert context == replace(resolution.context, repair_budget=context.repair_budget)
+    assert context.dry_run and context.existing_api_ids == frozenset({"api1"})

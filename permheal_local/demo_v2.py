@@ -11,11 +11,11 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from permheal.local.builder import function_arn, integration_uri
-from permheal.local.simulator_v2 import ApiGatewayV2Simulator, log_group_of
+from permheal_local.builder import function_arn, integration_uri
+from permheal_local.simulator_v2 import ApiGatewayV2Simulator, log_group_of
 
 if TYPE_CHECKING:
-    from permheal.local.demo import Timeline
+    from permheal_local.demo import Timeline
 
 HTTP_API_NAME = "petstore-http"
 HTTP_STAGE = "$default"
@@ -80,7 +80,7 @@ def heal_http_api(
     authorizer_function: str,
 ) -> dict[str, Any]:
     """Break, detect (or start), repair and re-check an HTTP API; the outcome for the demo's JSON."""
-    from permheal.local.demo import _follow_execution
+    from permheal_local.demo import _follow_execution
 
     world = local.world
     api_id, authorizer_id = build_http_api(local, function, alias, authorizer_function)

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from permheal.adapters.lambda_policy import StaleRevision
+from permheal.adapters.lambda_policy import LambdaPolicies, StaleRevision
 from permheal.adapters.ledger import EntryKind, Ledger, LedgerEntry
 from permheal.arns import parse_function
-from permheal.engine import Adapters
 from permheal.errors import ConflictError, ParseError
 from permheal.policy import Policy, gateway_grant, invoke_statement
 
@@ -76,24 +75,24 @@ def plan_revert(entry: LedgerEntry, policy: Policy, resource_arn: str) -> Revert
     return RevertPlan(tuple(remove), tuple(restore), tuple(conflicts))
 
 
-def revert(adapters: Adapters, ledger: Ledger, change_id: str, *, attempts: int = 5) -> RevertResult:
+def revert(policies: LambdaPolicies, ledger: Ledger, change_id: str, *, attempts: int = 5) -> RevertResult:
     entry = ledger.get(change_id)
     if entry.kind not in (EntryKind.REPAIR, EntryKind.REVERT):
         raise ParseError(f"{change_id} is a {entry.kind} entry: only applied changes can be reverted")
     function = parse_function(entry.function_key, partition="aws", region="-", account="-")
     for _ in range(attempts):
-        policy = before = adapters.policies.read(function)
+        policy = before = policies.read(function)
         plan = plan_revert(entry, policy, function.arn)
         if plan.conflicts:
             return RevertResult(change_id, False, conflicts=plan.conflicts)
         try:
             # Restore first: a crash in between leaves more access, never less than before the change.
             for statement in plan.restore:
-                adapters.policies.add(function, dict(statement), policy.revision_id)
-                policy = adapters.policies.read(function)
+                policies.add(function, dict(statement), policy.revision_id)
+                policy = policies.read(function)
             for sid in plan.remove:
-                adapters.policies.remove(function, sid, policy.revision_id)
-                policy = adapters.policies.read(function)
+                policies.remove(function, sid, policy.revision_id)
+                policy = policies.read(function)
         except StaleRevision:
             continue
         recorded = ledger.record(
