@@ -413,16 +413,18 @@ REST_VARIANTS = sorted(
     for name, (original, *_rest) in VARIANTS.items()
     if original in (AUTH, CDK, CDK_AUTH, MAPPING) and "70" not in name
 )
+HTTP_VARIANTS = sorted(name for name, (original, *_rest) in VARIANTS.items() if original in (HTTP, CDK_HTTP))
+HTTP_REAL_BREAKS = ["sam/http_api_lambda_auth.yaml"]  # SAM grants its Lambda authorizer nothing
 
 
 def _broken(name: str, tmp_path: Path) -> Path:
-    if name in REAL_BREAKS:
+    if name in REAL_BREAKS or name in HTTP_REAL_BREAKS:
         return write(read(name), tmp_path, name)
     original, make, *_ = VARIANTS[name]
     return write(make(), tmp_path, original)
 
 
-@pytest.mark.parametrize("name", REST_VARIANTS + sorted(REAL_BREAKS))
+@pytest.mark.parametrize("name", REST_VARIANTS + sorted(REAL_BREAKS) + HTTP_VARIANTS + HTTP_REAL_BREAKS)
 def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixed_one_works(
     name: str, tmp_path: Path, world: Any
 ) -> None:
