@@ -444,3 +444,26 @@ def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixe
     # And the fixed template deployed (a fresh API, fresh functions): every request succeeds
     fixed = send_all(world, deploy(world, apply_fixes(path, findings)))
     assert fixed and set(fixed.values()) == {200}
+
+
+CLEAN_HTTP = [
+    "sam/explicit_http_api.yaml",
+    "sam/http_api_explicit_stage.yaml",
+    "sam/http_api_lambda_auth_with_permissions_resource.yaml",
+    HTTP,
+    "cdk/http-lambda-proxy.cdk.out/integ-lambda-proxy.template.json",
+    CDK_HTTP,
+]
+
+
+@pytest.mark.parametrize("relative", CLEAN_HTTP)
+def test_deployed_locally_a_correct_http_template_works(relative: str, tmp_path: Path, world: Any) -> None:
+    from tests.integration.check_deploy import deploy, send_all
+
+    # Given a real HTTP API template check finds clean, deployed into the local AWS
+    path = write(read(relative), tmp_path, relative)
+    assert check(path) == []
+    sent = send_all(world, deploy(world, path))
+    # Then it has HTTP requests to send, and every one succeeds
+    assert {r.api_type for r in sent} == {"HTTP"}
+    assert set(sent.values()) == {200}
