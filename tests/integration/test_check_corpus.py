@@ -441,6 +441,10 @@ def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixe
         assert {(r.stage, r.call.site.method, r.call.site.resource_path) for r in failing} == {
             (f.stage, f.method, f.resource_path) for f in findings
         }
+    elif {r.api_type for r in failing} == {"HTTP"}:  # HTTP authorizers guard routes of their own
+        assert {(r.stage, r.call.site.authorizer) for r in failing} == {
+            (f.stage, f.authorizer) for f in findings
+        }
     # And the fixed template deployed (a fresh API, fresh functions): every request succeeds
     fixed = send_all(world, deploy(world, apply_fixes(path, findings)))
     assert fixed and set(fixed.values()) == {200}
