@@ -1,9 +1,12 @@
-"""Deploy what `permheal check` predicted from a template into the local AWS (moto), REST APIs only.
+"""Deploy what `permheal check` predicted from a template into the local AWS (moto): REST and HTTP APIs.
 
-Not CloudFormation: the template's REST APIs, methods, authorizers, stages, functions, aliases and
-`AWS::Lambda::Permission`s are created with boto3 from the prediction, with the real ids moto
-assigns substituted for the stand-ins. The simulator then plays API Gateway's data plane, so a test
-can see the deployed API fail (or work) the way `check` said it would.
+Not CloudFormation: the template's REST APIs (methods, authorizers, stages) and HTTP APIs (routes,
+Lambda proxy integrations, REQUEST authorizers, AutoDeploy stages, via `apigatewayv2`), functions,
+aliases and `AWS::Lambda::Permission`s are created with boto3 from the prediction, with the real
+ids moto assigns substituted for the stand-ins. The simulators then play API Gateway's data plane
+(v1 for REST, v2 for HTTP), so a test can see the deployed API fail (or work) the way `check` said
+it would. An HTTP route is deployed without its authorizer; each authorizer guards a route of its
+own with no integration, so a failing request names exactly one missing grant.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 from permheal.check import sam
 from permheal.check.loader import load
 from permheal.check.predict import Call, predict
-from permheal_local.builder import World
+from permheal_local.builder import World, integration_uri
 from permheal_local.simulator import ApiGatewaySimulator
+from permheal_local.simulator_v2 import ApiGatewayV2Simulator
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Request:
     method: str
     path: str
     call: Call
+    api_type: str = "REST"
 
 
 @dataclass
@@ -46,14 +51,14 @@ def deploy(world: World, path: Path) -> Deployed:
     doc = load(path)
     template = sam.transform(doc.data, path.parent) if sam.is_sam(doc.data) else doc.data
     resolver, calls, grants = predict(doc, template)
-    calls = [
-        c for c in calls if c.target is not None and c.site.api_type == "REST" and "canary" not in c.stage
-    ]
+    calls = [c for c in calls if c.target is not None and "canary" not in c.stage]
+    http_calls = [c for c in calls if c.site.api_type == "HTTP"]
+    calls = [c for c in calls if c.site.api_type == "REST"]
     lam = world.client("lambda")
     deployed = Deployed()
     functions: set[str] = set()
     qualifiers: set[tuple[str, str]] = set()
-    for function in [c.target.function for c in calls if c.target] + [
+    for function in [c.target.function for c in calls + http_calls if c.target] + [
         g.function for g in grants if g.function
     ]:
         if function.name not in functions:
@@ -101,6 +106,7 @@ def deploy(world: World, path: Path) -> Deployed:
             deployed.requests.append(Request(api_id, call.stage, "GET", f"/guarded{index}", call))
     for api_logical, stage in sorted({(c.site.api, c.stage) for c in calls}):
         world.deploy(deployed.ids[resolver.api_id(api_logical)], stage)
+    _deploy_http(world, resolver, http_calls, deployed)
     for grant in grants:
         if grant.function is None:
             continue
@@ -118,18 +124,73 @@ def deploy(world: World, path: Path) -> Deployed:
     for call in calls:
         if call.site.authorizer is None:
             method = "GET" if call.site.method == "ANY" else str(call.site.method)
-            path = re.sub(r"\{[^}]+\+\}", "a/b", re.sub(r"\{[^}+]+\}", "1", str(call.site.resource_path)))
             deployed.requests.append(
-                Request(deployed.ids[resolver.api_id(call.site.api)], call.stage, method, path, call)
+                Request(
+                    deployed.ids[resolver.api_id(call.site.api)],
+                    call.stage,
+                    method,
+                    _concrete(str(call.site.resource_path)),
+                    call,
+                )
             )
     return deployed
 
 
+def _concrete(path: str) -> str:
+    """A request path the route or resource `path` matches."""
+    return re.sub(r"\{[^}]+\+\}", "a/b", re.sub(r"\{[^}+]+\}", "1", path))
+
+
+def _deploy_http(world: World, resolver: Any, calls: list[Call], deployed: Deployed) -> None:
+    """HTTP APIs: one Lambda proxy integration per route, one REQUEST authorizer per authorizer."""
+    v2 = world.client("apigatewayv2")
+    for api in sorted({c.site.api for c in calls}):
+        deployed.ids[resolver.api_id(api)] = v2.create_api(Name=api, ProtocolType="HTTP")["ApiId"]
+    routes: set[tuple[str, str]] = set()
+    for index, call in enumerate(calls):
+        assert call.target is not None
+        site = call.site
+        api_id = deployed.ids[resolver.api_id(site.api)]
+        if site.authorizer:
+            if site.authorizer_logical not in deployed.ids:
+                deployed.ids[str(site.authorizer_logical)] = v2.create_authorizer(
+                    ApiId=api_id,
+                    AuthorizerType="REQUEST",
+                    Name=site.authorizer,
+                    IdentitySource=["$request.header.Authorization"],
+                    AuthorizerUri=integration_uri(call.target.function.arn),
+                    AuthorizerPayloadFormatVersion="2.0",
+                )["AuthorizerId"]
+            v2.create_route(  # no integration: only the authorizer is exercised
+                ApiId=api_id,
+                RouteKey=f"GET /guarded{index}",
+                AuthorizationType="CUSTOM",
+                AuthorizerId=deployed.ids[str(site.authorizer_logical)],
+            )
+            deployed.requests.append(Request(api_id, call.stage, "GET", f"/guarded{index}", call, "HTTP"))
+            continue
+        key = str(site.route_key)
+        if (api_id, key) not in routes:
+            routes.add((api_id, key))
+            integration = v2.create_integration(
+                ApiId=api_id,
+                IntegrationType="AWS_PROXY",
+                IntegrationUri=call.target.function.arn,
+                PayloadFormatVersion="2.0",
+            )["IntegrationId"]
+            v2.create_route(ApiId=api_id, RouteKey=key, Target=f"integrations/{integration}")
+        method = "GET" if site.method == "ANY" else str(site.method)
+        path = "/anything" if key == "$default" else _concrete(str(site.resource_path))
+        deployed.requests.append(Request(api_id, call.stage, method, path, call, "HTTP"))
+    for api_logical, stage in sorted({(c.site.api, c.stage) for c in calls}):
+        v2.create_stage(ApiId=deployed.ids[resolver.api_id(api_logical)], StageName=stage, AutoDeploy=True)
+
+
 def send_all(world: World, deployed: Deployed) -> dict[Request, int]:
-    simulator = ApiGatewaySimulator(world)
+    simulators = {"REST": ApiGatewaySimulator(world), "HTTP": ApiGatewayV2Simulator(world)}
     return {
-        request: simulator.request(
-            request.api_id, request.stage, request.method, request.path, {"Authorization": "allow"}
-        ).status
+        request: simulators[request.api_type]
+        .request(request.api_id, request.stage, request.method, request.path, {"Authorization": "allow"})
+        .status
         for request in deployed.requests
     }

@@ -413,16 +413,18 @@ REST_VARIANTS = sorted(
     for name, (original, *_rest) in VARIANTS.items()
     if original in (AUTH, CDK, CDK_AUTH, MAPPING) and "70" not in name
 )
+HTTP_VARIANTS = sorted(name for name, (original, *_rest) in VARIANTS.items() if original in (HTTP, CDK_HTTP))
+HTTP_REAL_BREAKS = ["sam/http_api_lambda_auth.yaml"]  # SAM grants its Lambda authorizer nothing
 
 
 def _broken(name: str, tmp_path: Path) -> Path:
-    if name in REAL_BREAKS:
+    if name in REAL_BREAKS or name in HTTP_REAL_BREAKS:
         return write(read(name), tmp_path, name)
     original, make, *_ = VARIANTS[name]
     return write(make(), tmp_path, original)
 
 
-@pytest.mark.parametrize("name", REST_VARIANTS + sorted(REAL_BREAKS))
+@pytest.mark.parametrize("name", REST_VARIANTS + sorted(REAL_BREAKS) + HTTP_VARIANTS + HTTP_REAL_BREAKS)
 def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixed_one_works(
     name: str, tmp_path: Path, world: Any
 ) -> None:
@@ -439,6 +441,33 @@ def test_deployed_locally_the_broken_template_fails_where_predicted_and_the_fixe
         assert {(r.stage, r.call.site.method, r.call.site.resource_path) for r in failing} == {
             (f.stage, f.method, f.resource_path) for f in findings
         }
+    elif {r.api_type for r in failing} == {"HTTP"}:  # HTTP authorizers guard routes of their own
+        assert {(r.stage, r.call.site.authorizer) for r in failing} == {
+            (f.stage, f.authorizer) for f in findings
+        }
     # And the fixed template deployed (a fresh API, fresh functions): every request succeeds
     fixed = send_all(world, deploy(world, apply_fixes(path, findings)))
     assert fixed and set(fixed.values()) == {200}
+
+
+CLEAN_HTTP = [
+    "sam/explicit_http_api.yaml",
+    "sam/http_api_explicit_stage.yaml",
+    "sam/http_api_lambda_auth_with_permissions_resource.yaml",
+    HTTP,
+    "cdk/http-lambda-proxy.cdk.out/integ-lambda-proxy.template.json",
+    CDK_HTTP,
+]
+
+
+@pytest.mark.parametrize("relative", CLEAN_HTTP)
+def test_deployed_locally_a_correct_http_template_works(relative: str, tmp_path: Path, world: Any) -> None:
+    from tests.integration.check_deploy import deploy, send_all
+
+    # Given a real HTTP API template check finds clean, deployed into the local AWS
+    path = write(read(relative), tmp_path, relative)
+    assert check(path) == []
+    sent = send_all(world, deploy(world, path))
+    # Then it has HTTP requests to send, and every one succeeds
+    assert {r.api_type for r in sent} == {"HTTP"}
+    assert set(sent.values()) == {200}
