@@ -408,10 +408,10 @@ def render_result(result: RemediationResult) -> str:
 
 
 def _function_label(arn: str | None, qualifier: str | None) -> str:
-    if not arn:
-        return "-"
-    name = arn.rsplit(":", 1)[-1]
-    return f"{name}:{qualifier}" if qualifier else name
+    """`name:qualifier`, as every alert writes it (one owner: permheal.chat.label); `-` for none."""
+    from permheal.chat import label
+
+    return label(arn, qualifier) if arn else "-"
 
 
 if __name__ == "__main__":
