@@ -23,7 +23,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,8 @@ from urllib.parse import parse_qs
 from moto.apigateway.exceptions import BadRequestException, StageNotFoundException
 from moto.apigateway.models import APIGatewayBackend, Deployment, RestAPI, Stage, apigateway_backends
 from moto.apigateway.responses import APIGatewayResponse
+
+from permheal_local import patching
 
 __all__ = ["Served", "Snapshot", "install", "is_installed", "served", "uninstall"]
 
@@ -433,7 +435,7 @@ def served(
 # --- install --------------------------------------------------------------------------------------
 
 
-_PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
+_PATCHES: tuple[patching.Patch, ...] = (
     (APIGatewayBackend, "create_deployment", _create_deployment),
     (Stage, "to_json", _stage_to_json),
     (Stage, "apply_operations", _stage_apply_operations),
@@ -445,20 +447,12 @@ _PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
 
 def install() -> None:
     """Patch moto's API Gateway; calling it again does nothing."""
-    with _LOCK:
-        if _ORIGINALS:
-            return
-        for cls, name, replacement in _PATCHES:
-            _ORIGINALS[(cls, name)] = cls.__dict__[name]
-            setattr(cls, name, replacement)
+    patching.apply(_PATCHES, _ORIGINALS, _LOCK)
 
 
 def uninstall() -> None:
     """Restore moto's own methods (snapshots already taken stay on their deployments, unused)."""
-    with _LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            setattr(cls, name, original)
-        _ORIGINALS.clear()
+    patching.restore(_ORIGINALS, _LOCK)
 
 
 def is_installed() -> bool:

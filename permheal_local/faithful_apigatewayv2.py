@@ -30,7 +30,7 @@ import copy
 import json
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,8 @@ from moto.apigatewayv2 import urls as v2_urls
 from moto.apigatewayv2.exceptions import APIGatewayV2Error, BadRequestException
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend, Stage, apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+from permheal_local import patching
 
 __all__ = ["DEFAULT_PAGE", "Served", "Snapshot", "install", "is_installed", "served", "uninstall"]
 
@@ -412,7 +414,7 @@ def served(
         return Served(str(deployment["deploymentId"]), deployment["snapshot"], variables)
 
 
-_PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
+_PATCHES: tuple[patching.Patch, ...] = (
     (ApiGatewayV2Response, "get_apis", _get_apis),
     (ApiGatewayV2Response, "get_routes", _get_routes),
     (ApiGatewayV2Response, "get_integrations", _get_integrations),
@@ -432,11 +434,8 @@ _PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
 def install() -> None:
     """Patch moto's API Gateway v2; calling it again does nothing."""
     with _LOCK:
-        if _ORIGINALS:
+        if not patching.apply(_PATCHES, _ORIGINALS, _LOCK):
             return
-        for cls, name, replacement in _PATCHES:
-            _ORIGINALS[(cls, name)] = cls.__dict__.get(name)
-            setattr(cls, name, replacement)
         # moto's REST module serves the v2 paths too, from a copy it made on import: route both
         for table in (v2_urls.url_paths, rest_urls.url_paths):
             for path, handler in _URL_PATHS.items():
@@ -446,12 +445,7 @@ def install() -> None:
 def uninstall() -> None:
     """Restore moto's own methods (and remove the ones moto does not have)."""
     with _LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            if original is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
-        _ORIGINALS.clear()
+        patching.restore(_ORIGINALS, _LOCK)
         for table in (v2_urls.url_paths, rest_urls.url_paths):
             for path in _URL_PATHS:
                 table.pop(path, None)

@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -32,6 +32,8 @@ from moto.awslambda.exceptions import (
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.utils import get_backend
+
+from permheal_local import patching
 
 __all__ = [
     "POLICY_SIZE_LIMIT",
@@ -281,7 +283,7 @@ def _response_remove_permission(self: LambdaResponse) -> tuple[int, dict[str, An
     return 204, {"status": 204}, ""
 
 
-_PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
+_PATCHES: tuple[patching.Patch, ...] = (
     (LambdaBackend, "add_permission", _add_permission),
     (LambdaBackend, "remove_permission", _remove_permission),
     (LambdaBackend, "get_policy", _get_policy),
@@ -293,20 +295,12 @@ _PATCHES: tuple[tuple[type[Any], str, Callable[..., Any]], ...] = (
 
 def install() -> None:
     """Patch moto's Lambda policy operations; calling it again does nothing."""
-    with _LOCK:
-        if _ORIGINALS:
-            return
-        for cls, name, replacement in _PATCHES:
-            _ORIGINALS[(cls, name)] = cls.__dict__[name]
-            setattr(cls, name, replacement)
+    patching.apply(_PATCHES, _ORIGINALS, _LOCK)
 
 
 def uninstall() -> None:
     """Restore moto's own methods (policies already in the store are left unreachable)."""
-    with _LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            setattr(cls, name, original)
-        _ORIGINALS.clear()
+    patching.restore(_ORIGINALS, _LOCK)
 
 
 def is_installed() -> bool:
