@@ -42,7 +42,7 @@ install: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check functions permheal_local tests benchmarks setup.py
 	$(BIN)/ruff format --check functions permheal_local tests benchmarks setup.py
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml org/*.yaml
 
 typecheck: $(DEV)
 	$(BIN)/mypy

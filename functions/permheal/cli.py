@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from permheal.errors import (
     AmbiguousApiError,
@@ -25,13 +25,19 @@ from permheal.errors import (
 )
 from permheal.models import Finding, Outcome, RemediationResult
 
+if TYPE_CHECKING:
+    from permheal.org_scan import OrgScanReport
+
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; every failure ends as one `permheal: ...` line on stderr, never a traceback."""
     stream = out or sys.stdout
-    args = _parser().parse_args(argv)  # usage errors: the usage, one error line, SystemExit(2)
+    parser = _parser()
+    args = parser.parse_args(argv)  # usage errors: the usage, one error line, SystemExit(2)
+    if getattr(args, "command", None) == "scan" and not args.org and (args.role_name or args.regions):
+        parser.error("--role-name and --regions apply only with --org")
     try:
         return _run(args, stream)
     except KeyboardInterrupt:
@@ -105,6 +111,21 @@ def _region(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value!r} is not an AWS region name (like us-east-1)") from None
 
 
+def _regions(value: str) -> list[str]:
+    """`us-east-1,eu-west-1`: region names, each once, in the order given."""
+    names = [name.strip() for name in value.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of AWS regions")
+    return list(dict.fromkeys(_region(name) for name in names))
+
+
+def _role_name(value: str) -> str:
+    """IAM role names: 1-64 of letters, digits and + = , . @ _ -."""
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", value, flags=re.ASCII):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IAM role name (1-64 of A-Z a-z 0-9 +=,.@_-)")
+    return value
+
+
 def _port(value: str) -> int:
     if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
@@ -132,7 +153,28 @@ def _parser() -> argparse.ArgumentParser:
         parents=[aws],
         help="read-only audit of REST, HTTP and WebSocket APIs and their Lambda permissions",
     )
-    scan.add_argument("--api", action="append", default=[], type=API, metavar="NAME_OR_ID", help="repeatable")
+    targets = scan.add_mutually_exclusive_group()
+    targets.add_argument(
+        "--api", action="append", default=[], type=API, metavar="NAME_OR_ID", help="repeatable"
+    )
+    targets.add_argument(
+        "--org",
+        action="store_true",
+        help="every ACTIVE account of the AWS Organization, through a role assumed in each "
+        "(run from the management or a delegated administrator account)",
+    )
+    scan.add_argument(
+        "--role-name",
+        type=_role_name,
+        metavar="NAME",
+        help="with --org: the role to assume in each account (default PermhealScanRole, org/scan-role.yaml)",
+    )
+    scan.add_argument(
+        "--regions",
+        type=_regions,
+        metavar="R,...",
+        help="with --org: the regions to scan in each account (default: the region)",
+    )
     scan.add_argument("--stage", type=_stage)
     scan.add_argument("--format", choices=("table", "json"), default="table")
     scan.set_defaults(run=_scan)
@@ -192,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
+    if args.org:
+        return _scan_org(args, out)
     from permheal.adapters.ports import Adapters
     from permheal.config import CliSettings
     from permheal.planner import PlanOptions
@@ -207,6 +251,46 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(render_findings(findings) if findings else "No findings.\n")
     return EXIT_ATTENTION if findings else EXIT_OK
+
+
+def _scan_org(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0 clean, 1 findings, 2 when any account or region could not be scanned (after the report:
+    an incomplete scan is never mistaken for a clean one, nor for findings someone may accept)."""
+    from permheal.adapters.aws import region, use_region
+    from permheal.config import CliSettings
+    from permheal.org_scan import DEFAULT_ROLE_NAME, scan_organization
+    from permheal.planner import PlanOptions
+    from permheal.workflow.scan import scan
+
+    settings = CliSettings.from_env().workflow
+    regions, home = args.regions or [region()], None  # no region at all: one line, before any call
+    if args.regions:
+        try:
+            region()
+        except ConfigError:
+            home = regions[0]  # the organization's own calls go to the first region scanned
+    with use_region(home):
+        from permheal.adapters.organization import MemberAccounts, active_accounts
+
+        accounts = active_accounts()
+        members = MemberAccounts(args.role_name or DEFAULT_ROLE_NAME)
+        options = PlanOptions(settings.scope)
+        report = scan_organization(
+            accounts, members, regions, lambda ports: scan(ports, [], args.stage, options)
+        )
+    if args.format == "json":
+        json.dump(report.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_org_report(report))
+    if report.failures:
+        print(
+            f"permheal: {len(report.failures)} of {len(report.scans)} account/region scans failed "
+            "(the error rows say why); the report is incomplete",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_ATTENTION if report.finding_count else EXIT_OK
 
 
 def _remediate(args: argparse.Namespace, out: TextIO) -> int:
@@ -375,22 +459,43 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+FINDING_HEADERS = ("KIND", "API/STAGE", "WHERE", "FUNCTION", "DETAIL")
+
+
 def render_findings(findings: Sequence[Finding]) -> str:
-    rows = [
-        (
-            f.kind.value,
-            f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
-            f.route_key
-            if f.route_key
-            else f"{f.method} {f.resource_path}"
-            if f.method
-            else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
-            _function_label(f.function_arn, f.qualifier),
-            f.detail,
-        )
-        for f in findings
-    ]
-    return render_table(("KIND", "API/STAGE", "WHERE", "FUNCTION", "DETAIL"), rows)
+    return render_table(FINDING_HEADERS, [_finding_cells(f) for f in findings])
+
+
+def _finding_cells(f: Finding) -> tuple[str, ...]:
+    return (
+        f.kind.value,
+        f"{f.api_name or f.api_id or '-'}/{f.stage or '*'}" if (f.api_id or f.api_name) else "-",
+        f.route_key
+        if f.route_key
+        else f"{f.method} {f.resource_path}"
+        if f.method
+        else (f"authorizer {f.authorizer_id}" if f.authorizer_id else (f.sid or "-")),
+        _function_label(f.function_arn, f.qualifier),
+        f.detail,
+    )
+
+
+def render_org_report(report: OrgScanReport) -> str:
+    """One table for the organization: each finding and each failed account/region, then a summary."""
+    rows: list[tuple[str, ...]] = []
+    for s in report.scans:
+        where = (s.account_id, s.account_name or "-", s.region)
+        if s.error is not None:
+            rows.append((*where, "error", "-", "-", "-", s.error))
+        rows.extend((*where, *_finding_cells(f)) for f in s.findings)
+    summary = (
+        f"{report.accounts} account(s) x {len(report.regions)} region(s): "
+        f"{len(report.scans) - len(report.failures)} scanned, {len(report.failures)} failed, "
+        f"{report.finding_count} finding(s).\n"
+    )
+    if not rows:
+        return "No findings. " + summary
+    return render_table(("ACCOUNT", "NAME", "REGION", *FINDING_HEADERS), rows) + "\n" + summary
 
 
 def render_result(result: RemediationResult) -> str:

@@ -386,9 +386,10 @@ def test_state_machine_publishes_only_to_the_notification_topic(
     # Given every statement that publishes to SNS
     found = _with_action(statements, "sns:Publish")
     # When their owners and resources are read
-    # Then only the workflow publishes, and only to the stack's topic
+    # Then only the workflow publishes, and only to the stack's topic or the hub's one it was given
+    hub_or_own = {"Fn::If": ["UseHubTopic", {"Ref": "HubNotificationTopicArn"}, {"Ref": "NotificationTopic"}]}
     assert [owner for owner, _ in found] == [STATE_MACHINE]
-    assert all(_resources(s) == [{"Ref": "NotificationTopic"}] for _, s in found)
+    assert all(_resources(s) == [hub_or_own] for _, s in found)
 
 
 def test_detector_sends_only_to_the_dead_letter_queue(statements: list[tuple[str, dict[str, Any]]]) -> None:

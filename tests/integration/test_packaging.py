@@ -224,6 +224,8 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
     assert not (artifact / "permheal" / "local").exists()
     assert not (artifact / "permheal" / "cli.py").exists()
     assert not (artifact / "permheal" / "check").exists()
+    assert not (artifact / "permheal" / "org_scan.py").exists()  # `scan --org` is the CLI's alone
+    assert not (artifact / "permheal" / "adapters" / "organization.py").exists()
     assert (artifact / "permheal" / "handlers").is_dir()
 
 

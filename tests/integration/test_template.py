@@ -97,6 +97,12 @@ def test_state_machine_definition_is_the_asl_file_in_statemachine(template: dict
     assert path.is_file()
 
 
+HUB_OR_OWN_TOPIC = {
+    "Fn::If": ["UseHubTopic", {"Ref": "HubNotificationTopicArn"}, {"Ref": "NotificationTopic"}]
+}
+"""Where the workflow notifies: the hub account's topic when HubNotificationTopicArn is set (org/)."""
+
+
 def test_the_workflow_steps_are_the_three_step_functions_and_the_topic(template: dict[str, Any]) -> None:
     # Given the substitutions
     _, substitutions = state_machine_spec(template)
@@ -106,7 +112,7 @@ def test_the_workflow_steps_are_the_three_step_functions_and_the_topic(template:
         "ResolveTargetsFunctionArn": {"Fn::GetAtt": ["ResolveTargetsFunction", "Arn"]},
         "RepairPolicyFunctionArn": {"Fn::GetAtt": ["RepairPolicyFunction", "Arn"]},
         "SummarizeFunctionArn": {"Fn::GetAtt": ["SummarizeFunction", "Arn"]},
-        "NotificationTopicArn": {"Ref": "NotificationTopic"},
+        "NotificationTopicArn": HUB_OR_OWN_TOPIC,
     }
 
 
@@ -271,6 +277,7 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "SecurityHubFindings",
         "ProactiveMode",
         "ProactiveWindowSeconds",
+        "HubNotificationTopicArn",
     }
     assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -109,6 +111,35 @@ def _client(
     session_key: tuple[str | None, str | None, str | None],
 ) -> Any:
     return _session(*session_key).client(service, region_name=region_name, config=_config(max_attempts))
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def client_for(service: str, region_name: str, credentials: Credentials) -> Any:
+    """A client signed with other credentials (an assumed role), sharing the session's loaded models.
+
+    Not cached: the credentials expire. boto3 sessions are not thread-safe, so clients for several
+    accounts are made one at a time; the clients themselves are safe to use from many threads.
+    """
+    with _CLIENT_LOCK:
+        return _session(*_session_key()).client(
+            service,
+            region_name=region_name,
+            config=_config(_max_attempts()),
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+        )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Temporary credentials of an assumed role (never logged, never printed)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
 
 
 def _profile_name() -> str | None:
