@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from permheal_local.builder import REGION, World
+from permheal_local.builder import REGION, World, execute_api, function_arn
 from permheal_local.faithful_sts import ACCESS_ROLE
 from permheal_local.stack import ROOT
 
@@ -62,7 +62,7 @@ class Organization:
         """org/scan-role.yaml in `account`, trusting the management account (as the StackSet does)."""
         values = {"HubAccountId": self.management, **parameters}
         self.world(account).client("cloudformation").create_stack(
-            StackName="permheal-scan-role",
+            StackName=f"permheal-scan-role-{values.get('RoleName', 'default')}",
             TemplateBody=template.read_text(),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
             Capabilities=["CAPABILITY_NAMED_IAM"],
@@ -79,3 +79,16 @@ def create_organization(member_names: Sequence[str], region: str = REGION) -> Or
         org.members.append(status["AccountId"])
         org.names[status["AccountId"]] = name
     return org
+
+
+def pets_api(world: World, account: str, name: str = "pets", *, granted: bool) -> str:
+    """In `account`: GET /pets invoking `name`:${stageVariables.alias} (alias live) on stage prod."""
+    world.function(name, alias="live")
+    api = world.rest_api(name)
+    target = function_arn(name, "${stageVariables.alias}", account=account, region=world.region)
+    world.method(api, "/pets", "GET", target)
+    world.deploy(api, "prod", {"alias": "live"})
+    if granted:
+        source = execute_api(api, "*/GET/pets", region=world.region, account=account)
+        world.grant(name, source, sid=f"{name}-get", qualifier="live")
+    return api

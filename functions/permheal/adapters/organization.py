@@ -48,6 +48,8 @@ def active_accounts(organizations: Any = None) -> list[Account]:
         if error_code(exc) == "AWSOrganizationsNotInUseException":
             raise ConfigError("permheal scan --org: this account is not in an AWS Organization") from exc
         raise AwsCallError(f"ListAccounts: {exc}") from exc
+    if not accounts:  # an organization always has its management account: this one is in none
+        raise ConfigError("permheal scan --org: AWS Organizations lists no ACTIVE account")
     return sorted(accounts, key=lambda a: a.account_id)
 
 
