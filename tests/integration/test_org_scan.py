@@ -168,3 +168,19 @@ def test_an_account_outside_any_organization_is_one_line_and_exit_2(
         "permheal: permheal scan --org: this account is not in an AWS Organization",
         "permheal: permheal scan --org: AWS Organizations lists no ACTIVE account",
     )
+
+
+def test_the_cli_loads_the_organization_code_only_when_scan_org_runs() -> None:
+    import subprocess
+    import sys
+
+    # Given a fresh interpreter that builds the parser and parses `scan --org` (as every command does)
+    probe = (
+        "import sys, permheal.cli as c; c._parser().parse_args(['scan', '--org', '--regions', 'us-east-1']);"
+        "print(sorted(m for m in sys.modules if m in ('boto3', 'botocore', 'permheal.org_scan',"
+        " 'permheal.adapters.organization', 'permheal.workflow.scan')))"
+    )
+    # When it lists what got imported
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    # Then nothing of the scan, the organization or the SDK: they load when the command runs
+    assert done.stdout.strip() == "[]"

@@ -464,3 +464,22 @@ def test_every_task_retries_with_exponential_backoff() -> None:
             assert retrier.get("IntervalSeconds", 1) >= 1, name
             assert retrier.get("MaxAttempts", 3) >= 2, name
             assert retrier.get("BackoffRate", 2.0) > 1, name
+
+
+def test_a_stack_given_a_hub_topic_notifies_the_hub_and_not_its_own_topic(
+    world: Any, stack: Any, petstore: Petstore
+) -> None:
+    # Given a hub topic (org/hub.yaml's, here in the same local account) and a stack pointed at it
+    hub = world.client("sns").create_topic(Name="permheal-hub")["TopicArn"]
+    member = deploy(
+        world, {"AllowedApis": "petstore", "HubNotificationTopicArn": hub}, stack_name="permheal-member"
+    )
+    hub_inbox = subscribe_queue(world, hub, name="hub-on-call")
+    own_inbox = subscribe_queue(world, member.topic_arn, name="member-on-call")
+    # When the member's workflow repairs the API
+    execution = run(world.client("stepfunctions"), member.state_machine_arn, manual())
+    # Then the hub heard about it, the stack's own topic did not (it keeps the alarms)
+    assert execution["status"] == "SUCCEEDED"
+    (notice,) = received(world, hub_inbox)
+    assert (notice.attributes["outcome"], notice.attributes["apiId"]) == ("repaired", petstore.api_id)
+    assert received(world, own_inbox) == []

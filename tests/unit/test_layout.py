@@ -132,3 +132,25 @@ def test_each_workflow_module_imports_on_its_own(module: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+CLI_ARTIFACT_EXCLUDED = {"permheal.cli", "permheal.org_scan", "permheal.adapters.organization"}
+"""Modules functions/Makefile leaves out of the Lambda artifact (with permheal.check)."""
+
+
+def test_no_module_lambda_ships_imports_one_the_artifact_leaves_out() -> None:
+    # Given the modules that ship (all but the CLI's own) and those functions/Makefile excludes
+    makefile = (ROOT / "functions" / "Makefile").read_text()
+    excluded = {*CLI_ARTIFACT_EXCLUDED, "permheal.check"}
+    for module in CLI_ARTIFACT_EXCLUDED - {"permheal.cli"}:
+        assert f"--exclude=./{module.removeprefix('permheal.').replace('.', '/')}.py" in makefile
+    shipped = {
+        m: p for m, p in _modules().items() if not any(m == e or m.startswith(e + ".") for e in excluded)
+    }
+    # When their imports are read (lazy ones too: a handler would fail when it reached one)
+    found = {
+        module: sorted(i for i in _imports(path) if any(i == e or i.startswith(e + ".") for e in excluded))
+        for module, path in shipped.items()
+    }
+    # Then none imports a left-out module
+    assert {m: i for m, i in found.items() if i} == {}

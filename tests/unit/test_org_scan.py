@@ -191,3 +191,65 @@ def test_an_organization_without_accounts_is_an_empty_report() -> None:
 
 def test_error_lines_are_one_line() -> None:
     assert error_line(AwsCallError("first\n  second")) == "first second"
+
+
+# ------------------------------------------------------------------------------ listing the accounts
+
+
+class FakeOrganizations:
+    """ListAccounts in pages, or one error."""
+
+    def __init__(self, pages: list[list[dict[str, str]]] | None = None, error: str | None = None) -> None:
+        self.pages, self.error = pages or [], error
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_accounts"
+        return self
+
+    def paginate(self) -> Any:
+        from botocore.exceptions import ClientError
+
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error, "Message": "no"}}, "ListAccounts")
+        return ({"Accounts": page} for page in self.pages)
+
+
+def test_only_active_accounts_of_every_page_are_listed_in_id_order() -> None:
+    from permheal.adapters.organization import active_accounts
+
+    pages = [
+        [{"Id": "333333333333", "Name": "c", "Status": "ACTIVE", "State": "ACTIVE"}],
+        [
+            {"Id": "111111111111", "Name": "a", "Status": "ACTIVE"},  # before `State` existed
+            {"Id": "444444444444", "Name": "d", "Status": "ACTIVE", "State": "PENDING_CLOSURE"},
+            {"Id": "555555555555", "Name": "e", "Status": "SUSPENDED", "State": "SUSPENDED"},
+        ],
+    ]
+
+    accounts = active_accounts(FakeOrganizations(pages))
+
+    assert accounts == [Account("111111111111", "a"), Account("333333333333", "c")]
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        ("AWSOrganizationsNotInUseException", "this account is not in an AWS Organization"),
+        ("AccessDeniedException", "access denied: ListAccounts"),
+    ],
+)
+def test_listing_failures_say_why_in_one_line(code: str, says: str) -> None:
+    from permheal.adapters.organization import active_accounts
+
+    with pytest.raises(Exception) as raised:
+        active_accounts(FakeOrganizations(error=code))
+
+    assert says in error_line(raised.value)
+
+
+def test_no_active_account_at_all_is_a_configuration_error() -> None:
+    from permheal.adapters.organization import active_accounts
+    from permheal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no ACTIVE account"):
+        active_accounts(FakeOrganizations([[{"Id": "555555555555", "Status": "SUSPENDED"}]]))
