@@ -24,7 +24,9 @@ Public surface (everything else is private)::
         model.quota_for("lambda", "GetPolicy")          # -> tuple[Quota, ...] the call draws from
         model.latency_for("lambda", "GetPolicy")        # -> Latency
         model.stats()                                   # calls/throttles/sleeps per operation, cold starts
+        model.invocations                               # each invocation: start time, cold start ms
         model.reset_counters(); model.make_cold()       # between benchmark phases
+        with model.unmodelled(): ...                    # this thread's calls bypass the model
     current()                                           # the installed model, or None
 
 `AwsModel(...)` with `FakeClock()` and no install is what the model's own tests use: buckets and
@@ -62,6 +64,7 @@ __all__ = [
     "Clock",
     "ColdStart",
     "FakeClock",
+    "Invocation",
     "Latency",
     "Quota",
     "RealClock",
@@ -292,6 +295,15 @@ class _Bucket:
 
 
 @dataclass
+class Invocation:
+    """One invocation: the function, when Lambda got it (epoch seconds), its cold start (0 = warm)."""
+
+    function: str
+    started_at: float
+    init_ms: float = 0.0
+
+
+@dataclass
 class _Environments:
     """One function's execution environments: idle ones (with when they went idle) and busy count."""
 
@@ -320,11 +332,30 @@ class AwsModel:
     """How to measure a missing import time (default: `measure_import_ms`)."""
 
     def __post_init__(self) -> None:
+        self._local = threading.local()
+        self.invocations: list[Invocation] = []
+        """Every modelled invocation since the last reset, in start order: timelines for benchmarks."""
         self._lock = threading.Lock()
         self._random = random.Random(self.seed)
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
         self._environments: dict[str, _Environments] = defaultdict(_Environments)
         self.reset_counters()
+
+    @contextmanager
+    def unmodelled(self) -> Iterator[None]:
+        """Calls from this thread skip the model: stand-ins for AWS's own data plane (a simulated
+        request reading the API's configuration) must not pay latency or spend the account's quotas."""
+        previous = getattr(self._local, "off", False)
+        self._local.off = True
+        try:
+            yield
+        finally:
+            self._local.off = previous
+
+    @property
+    def active(self) -> bool:
+        """Whether calls from this thread are modelled."""
+        return not getattr(self._local, "off", False)
 
     # --- reading the tables
 
@@ -349,6 +380,7 @@ class AwsModel:
             self.cold: Counter[str] = Counter()
             self.warm: Counter[str] = Counter()
             self.init_ms: defaultdict[str, float] = defaultdict(float)
+            self.invocations = []
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset, keyed `service:Operation` and by function name."""
@@ -421,7 +453,9 @@ class AwsModel:
 
         Returns the milliseconds of init slept (0 when warm). Pair with `end_invocation`.
         """
+        record = Invocation(function, time.time())
         with self._lock:
+            self.invocations.append(record)
             now = self.clock.now()
             pool = self._environments[function]
             idle_limit = self.cold_start.idle_seconds
@@ -439,6 +473,7 @@ class AwsModel:
         with self._lock:
             self.cold[function] += 1
             self.init_ms[function] += ms
+            record.init_ms = ms
         self.clock.sleep(ms / 1000)
         return ms
 
@@ -538,7 +573,7 @@ def _patches() -> tuple[patching.Patch, ...]:
 
     def call_action(self: Any) -> Any:
         model = _CURRENT
-        if model is None:
+        if model is None or not model.active:
             return original_call(self)
         try:
             operation = self._get_action()
@@ -554,7 +589,7 @@ def _patches() -> tuple[patching.Patch, ...]:
 
     def eval_body(self: Any, env: Any) -> None:
         model = _CURRENT
-        if model is not None:
+        if model is not None and model.active:
             model.state_entered()
         original_state(self, env)
 

@@ -113,6 +113,8 @@ def run_handler(
 
     module_name, _, attribute = handler.rpartition(".")
     model = aws_model.current()
+    if model is not None and not model.active:
+        model = None
     if model is not None:  # before the lock: concurrent invocations each find (or start) an environment
         model.start_invocation(context.function_name, module_name)
     try:

@@ -376,3 +376,15 @@ def test_a_quota_table_can_be_replaced(world: Any) -> None:
     table[("lambda", "GetPolicy")] = (Quota("lambda:GetPolicy", 1, 2, "test"),)
     with aws_model.aws_model(clock=FakeClock(), latency=False, quota_table=table):
         assert get_policies(client("lambda"), name, 5) == 2
+
+
+def test_unmodelled_calls_neither_wait_nor_spend_quota(world: Any) -> None:
+    name = policy_function(world)
+    clock = FakeClock()
+    with aws_model.aws_model(clock=clock, jitter=0, cold_starts=False) as model:
+        with model.unmodelled():
+            assert get_policies(client("lambda"), name, 30) == 30
+        assert clock.slept == 0 and model.stats()["calls"] == {}
+        client("lambda").get_policy(FunctionName=name)
+    assert clock.slept == pytest.approx(0.025)
+    assert model.stats()["calls"] == {"lambda:GetPolicy": 1}
