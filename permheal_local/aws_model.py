@@ -301,6 +301,8 @@ class Invocation:
     function: str
     started_at: float
     init_ms: float = 0.0
+    queued_ms: float = 0.0
+    """Time the local runtime kept it waiting for another handler (AWS would have run it at once)."""
 
 
 @dataclass
@@ -448,10 +450,10 @@ class AwsModel:
 
     # --- cold starts
 
-    def start_invocation(self, function: str, handler_module: str) -> float:
+    def start_invocation(self, function: str, handler_module: str) -> Invocation:
         """Take an execution environment of `function` (sleeping a cold start if none is idle).
 
-        Returns the milliseconds of init slept (0 when warm). Pair with `end_invocation`.
+        Returns the invocation's record (`init_ms` 0 when warm). Pair with `end_invocation`.
         """
         record = Invocation(function, time.time())
         with self._lock:
@@ -465,17 +467,17 @@ class AwsModel:
             if pool.idle:
                 pool.idle.pop()
                 self.warm[function] += 1
-                return 0.0
+                return record
             if not self.cold_starts:
                 self.warm[function] += 1
-                return 0.0
+                return record
         ms = self.cold_start.init_ms + self._import_ms(handler_module) * self.cold_start.cpu_scale
         with self._lock:
             self.cold[function] += 1
             self.init_ms[function] += ms
             record.init_ms = ms
         self.clock.sleep(ms / 1000)
-        return ms
+        return record
 
     def end_invocation(self, function: str) -> None:
         with self._lock:

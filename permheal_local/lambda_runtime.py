@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,13 +116,17 @@ def run_handler(
     model = aws_model.current()
     if model is not None and not model.active:
         model = None
-    if model is not None:  # before the lock: concurrent invocations each find (or start) an environment
-        model.start_invocation(context.function_name, module_name)
-    try:
+    if model is None:
         return _run(module_name, attribute, event, context, env, response_headers)
+    # Before the lock: concurrent invocations each find (or start) an environment, as on AWS.
+    record = model.start_invocation(context.function_name, module_name)
+    try:
+        waiting = time.perf_counter()
+        with _LOCK:
+            record.queued_ms = (time.perf_counter() - waiting) * 1000
+            return _run(module_name, attribute, event, context, env, response_headers)
     finally:
-        if model is not None:
-            model.end_invocation(context.function_name)
+        model.end_invocation(context.function_name)
 
 
 def _run(
@@ -132,8 +137,6 @@ def _run(
     env: dict[str, str],
     response_headers: dict[str, str],
 ) -> Any:
-    import time
-
     with _LOCK, _environment(env):
         started = time.perf_counter()
         try:

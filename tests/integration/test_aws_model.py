@@ -315,12 +315,12 @@ def test_cold_start_once_per_function_then_warm(world: Any) -> None:
 def test_concurrent_invocations_each_need_an_environment() -> None:
     clock = FakeClock()
     model = AwsModel(clock=clock, latency=False, quotas=False, import_ms={"m": 50.0})
-    assert model.start_invocation("f", "m") == 200.0
-    assert model.start_invocation("f", "m") == 200.0  # the first is still busy: a second environment
+    assert model.start_invocation("f", "m").init_ms == 200.0
+    assert model.start_invocation("f", "m").init_ms == 200.0  # the first is busy: a second environment
     model.end_invocation("f")
     model.end_invocation("f")
-    assert model.start_invocation("f", "m") == 0.0
-    assert model.start_invocation("f", "m") == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
     assert model.stats()["cold_starts"] == {"f": 2}
 
 
@@ -336,10 +336,10 @@ def test_idle_environments_are_recycled_after_idle_seconds() -> None:
     model.start_invocation("f", "m")
     model.end_invocation("f")
     clock.advance(599)
-    assert model.start_invocation("f", "m") == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
     model.end_invocation("f")
     clock.advance(601)
-    assert model.start_invocation("f", "m") == 150.0
+    assert model.start_invocation("f", "m").init_ms == 150.0
 
 
 def test_a_missing_import_time_is_measured_once() -> None:
