@@ -34,6 +34,7 @@ SECTIONS: dict[str, str] = {
     "time_to_heal": "benchmarks.heal",
     "check_time": "benchmarks.check",
     "proactive_healing": "benchmarks.proactive",
+    "aws_model": "benchmarks.aws_model",
 }
 SECTION_TIMEOUT_SECONDS = 240
 
@@ -112,7 +113,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("7. Cost per incident", "cost_per_incident", _cost_rows)
     section("8. permheal check", "check_time", _check_rows)
     section("9. Proactive healing", "proactive_healing", _proactive_rows)
+    section("10. Time to heal, AWS model", "aws_model", _aws_model_rows)
     return table
+
+
+def _aws_model_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    from benchmarks import aws_model
+
+    return aws_model.rows(d)
 
 
 def _detector_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
