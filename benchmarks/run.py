@@ -35,6 +35,7 @@ SECTIONS: dict[str, str] = {
     "check_time": "benchmarks.check",
     "proactive_healing": "benchmarks.proactive",
     "aws_model": "benchmarks.aws_model",
+    "org_scan": "benchmarks.org",
 }
 SECTION_TIMEOUT_SECONDS = 240
 
@@ -59,7 +60,8 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
             return {"error": f"exit {done.returncode}: {tail}", "seconds": seconds}
         result: dict[str, Any] = json.loads(out.read_text())
-        result["seconds"] = seconds
+        result.setdefault("seconds", seconds)  # a section's own figure named `seconds` wins (org_scan)
+        result["section_seconds"] = seconds
         return result
 
 
@@ -114,7 +116,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("8. permheal check", "check_time", _check_rows)
     section("9. Proactive healing", "proactive_healing", _proactive_rows)
     section("10. Time to heal, AWS model", "aws_model", _aws_model_rows)
+    section("11. Organization scan", "org_scan", _org_rows)
     return table
+
+
+def _org_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    from benchmarks import org
+
+    return org.rows(d)
 
 
 def _aws_model_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
@@ -345,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.only or SECTIONS:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_section(name, args.quick)
-        print(f"  {name}: {results[name].get('seconds')} s", file=sys.stderr, flush=True)
+        spent = results[name].get("section_seconds", results[name].get("seconds"))
+        print(f"  {name}: {spent} s", file=sys.stderr, flush=True)
     heal, storm = results.get("time_to_heal", {}), results.get("storm_suppression", {})
     if heal and storm and "error" not in heal and "error" not in storm:
         from benchmarks import cost
