@@ -250,6 +250,25 @@ def test_only_the_organization_may_publish_to_the_hub_topic_and_only_publish(hub
     ]
 
 
+def test_only_the_organization_may_read_the_artifacts_and_only_over_tls(hub: dict[str, Any]) -> None:
+    bucket = hub["Resources"]["ArtifactBucket"]["Properties"]
+    statements = hub["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "ReadFromTheOrganization",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${ArtifactBucket.Arn}/*"},
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}},
+        }
+    ]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+
+
 def test_the_hub_scanner_policy_lists_accounts_assumes_the_scan_role_and_reads_like_it(
     hub: dict[str, Any], scan_role: dict[str, Any]
 ) -> None:
