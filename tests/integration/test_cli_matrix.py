@@ -576,6 +576,12 @@ SUBPROCESS_CASES = {
         "cannot reach the AWS endpoint",
     ),
     "clear-flap of ':::'": (("clear-flap", ":::"), {}, "not a Lambda function name or ARN"),
+    "scan --org, no region": (("scan", "--org"), {}, "no AWS region"),
+    "scan --org --regions, no credentials (the organization's calls go to the first region)": (
+        ("scan", "--org", "--regions", "eu-west-1"),
+        {"AWS_ENDPOINT_URL": "{closed}"},
+        "no AWS credentials",
+    ),
 }
 
 

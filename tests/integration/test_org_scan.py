@@ -184,3 +184,20 @@ def test_the_cli_loads_the_organization_code_only_when_scan_org_runs() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     # Then nothing of the scan, the organization or the SDK: they load when the command runs
     assert done.stdout.strip() == "[]"
+
+
+def test_the_table_shows_a_failed_account_as_an_error_row_beside_the_findings(
+    org: Organization, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken, _, no_role = org.members
+
+    run = cli("scan", "--org")
+
+    rows_by_account = {
+        line.split()[0]: line.split() for line in run.out.splitlines()[2:] if line[:1].isdigit()
+    }
+    assert rows_by_account[no_role][:4] == [no_role, "no-role", "us-east-1", "error"]
+    assert "AssumeRole" in " ".join(rows_by_account[no_role])
+    assert rows_by_account[broken][3] == "missing_permission"
+    assert run.out.splitlines()[-1] == "4 account(s) x 1 region(s): 3 scanned, 1 failed, 1 finding(s)."
+    assert run.code == 2 and "1 of 4 account/region scans failed" in capsys.readouterr().err
