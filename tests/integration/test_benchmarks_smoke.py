@@ -29,6 +29,7 @@ SECTIONS = (
     "check_time",
     "proactive_healing",
     "aws_model",
+    "org_scan",
 )
 
 
@@ -77,6 +78,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_check_time(results["check_time"])
     check_proactive(results["proactive_healing"])
     check_aws_model(results["aws_model"])
+    check_org_scan(results["org_scan"])
     assert "9. Proactive healing" in done.stdout
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
@@ -215,3 +217,15 @@ def check_proactive(proactive: dict[str, Any]) -> None:
     assert on["events_delivered"] == 2 and on["proactive_executions"] >= 1
     assert 0 <= on["failed"] <= on["requests"]
     assert on["healed_at_end"] is True and off["healed_at_end"] is True
+
+
+def check_org_scan(org: dict[str, Any]) -> None:
+    # every member plus the management account scanned, none failed, each member's ungranted APIs found
+    members, apis = org["member_accounts"], org["apis_per_member"]
+    assert org["accounts"] == members + 1 and org["failures"] == 0 and org["exit_code"] == 1
+    assert org["findings"] == members * ((apis + 1) // 2)
+    assert all_numbers([org["seconds"], org["moto_seconds"]])
+    model = org["aws_model"]
+    assert model["failures"] == model["sequential_failures"] == 0
+    assert all_numbers([model["seconds"], model["sequential_seconds"], model["speedup"], model["calls"]])
+    assert org["seconds"] == model["seconds"] and org["world"] == "aws_model"
