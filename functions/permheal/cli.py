@@ -256,6 +256,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 def _scan_org(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0 clean, 1 findings, 2 when any account or region could not be scanned (after the report:
     an incomplete scan is never mistaken for a clean one, nor for findings someone may accept)."""
+    from contextlib import nullcontext
+
     from permheal.adapters.aws import region, use_region
     from permheal.config import CliSettings
     from permheal.org_scan import DEFAULT_ROLE_NAME, scan_organization
@@ -269,7 +271,8 @@ def _scan_org(args: argparse.Namespace, out: TextIO) -> int:
             region()
         except ConfigError:
             home = regions[0]  # the organization's own calls go to the first region scanned
-    with use_region(home):
+    # Only without a region of its own: use_region(None) would drop the --region flag.
+    with use_region(home) if home else nullcontext():
         from permheal.adapters.organization import MemberAccounts, active_accounts
 
         accounts = active_accounts()

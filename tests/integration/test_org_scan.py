@@ -201,3 +201,28 @@ def test_the_table_shows_a_failed_account_as_an_error_row_beside_the_findings(
     assert rows_by_account[broken][3] == "missing_permission"
     assert run.out.splitlines()[-1] == "4 account(s) x 1 region(s): 3 scanned, 1 failed, 1 finding(s)."
     assert run.code == 2 and "1 of 4 account/region scans failed" in capsys.readouterr().err
+
+
+def test_the_region_flag_reaches_the_organization_s_own_calls(org: Organization, cli: Any) -> None:
+    import re
+
+    from permheal.adapters.aws import _session, _session_key
+
+    # Given AWS_REGION us-east-1 (tests/conftest.py) and a recorder of what every request is signed for
+    signed: list[tuple[str, str]] = []
+
+    def record(request: Any, event_name: str, **_: Any) -> None:
+        scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", str(request.headers.get("Authorization", b"")))
+        signed.append((event_name.split(".")[1], scope[1] if scope else ""))
+
+    events = _session(*_session_key()).events
+    events.register("before-send", record)
+    try:
+        # When scanning with --region eu-west-1
+        run = cli("scan", "--org", "--region", "eu-west-1", "--format", "json")
+    finally:
+        events.unregister("before-send", record)
+
+    # Then the accounts are scanned in eu-west-1 and the hub's STS calls went there too
+    assert {r["region"] for r in run.json["accounts"]} == {"eu-west-1"}
+    assert {region for service, region in signed if service == "sts"} == {"eu-west-1"}
