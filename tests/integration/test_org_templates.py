@@ -291,12 +291,14 @@ def test_the_hub_scanner_policy_lists_accounts_assumes_the_scan_role_and_reads_l
     )
 
 
+@pytest.mark.parametrize(
+    "rules", [[], ["--append-rules", "cfn_lint_serverless.rules"]], ids=["", "serverless"]
+)
 @pytest.mark.parametrize("template", [SCAN_ROLE, HUB], ids=lambda p: p.name)
-def test_cfn_lint_passes_on_the_org_templates(template: Path) -> None:
+def test_cfn_lint_passes_on_the_org_templates(template: Path, rules: list[str]) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    run = subprocess.run(
-        [str(cfn_lint), str(template)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    command = [str(cfn_lint), str(template), *rules]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
