@@ -231,9 +231,10 @@ class ColdStart:
         "provisioning the environment and starting the Python runtime before the handler's imports"
     )
     cpu_scale: float = 1.0
-    """Import time on Lambda / import time measured here: 1.0 assumes one local core ≈ the CPU the
-    init phase gets (Lambda gives 1 vCPU at 1,769 MB; how much a 256 MB function's init gets is not
-    documented)."""
+    """Import time on Lambda / import time measured here. Assumed 1.0 (one local core ≈ what the init
+    phase gets): Lambda documents CPU in proportion to memory (1 vCPU at 1,769 MB) but not for init,
+    and the Init Durations reported for small functions importing boto3 (hundreds of ms at 128 MB)
+    would be seconds at a 128/1,769 share, so init is taken to run on a full core."""
     idle_seconds: float | None = None
     """An environment idle longer than this is recycled (AWS does not document it; None = never)."""
 

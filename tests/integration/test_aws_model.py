@@ -388,3 +388,11 @@ def test_unmodelled_calls_neither_wait_nor_spend_quota(world: Any) -> None:
         client("lambda").get_policy(FunctionName=name)
     assert clock.slept == pytest.approx(0.025)
     assert model.stats()["calls"] == {"lambda:GetPolicy": 1}
+
+
+def test_import_time_is_measured_in_a_fresh_interpreter() -> None:
+    import subprocess
+
+    assert aws_model.measure_import_ms("permheal.arnlike", repeats=1) > 0
+    with pytest.raises(subprocess.CalledProcessError):  # it really imports, in another process
+        aws_model.measure_import_ms("permheal.no_such_module", repeats=1)
