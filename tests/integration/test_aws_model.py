@@ -396,3 +396,37 @@ def test_import_time_is_measured_in_a_fresh_interpreter() -> None:
     assert aws_model.measure_import_ms("permheal.arnlike", repeats=1) > 0
     with pytest.raises(subprocess.CalledProcessError):  # it really imports, in another process
         aws_model.measure_import_ms("permheal.no_such_module", repeats=1)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_an_incident_heals_through_the_model_with_one_cold_start_per_function() -> None:
+    # Given the deployed stack, a broken API, and the model on (fake clock: nothing really sleeps)
+    from permheal_local.aws import local_aws
+    from permheal_local.demo import build_petstore
+
+    imports = {f"permheal.handlers.{h}": 100.0 for h in ("detect", "resolve", "repair", "summarize")}
+    with local_aws({"AllowedApis": "*"}, handler_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}) as local:
+        petstore = build_petstore(local.world)
+        simulator = local.simulator()
+        with aws_model.aws_model(clock=FakeClock(), import_ms=imports) as model:
+            with model.unmodelled():
+                failed = simulator.request(petstore.api_id, "prod", "POST", "/orders")
+
+            # When its failure is delivered to the detector
+            (delivery,) = local.flush_logs()
+            assert local.settle(timeout=60)
+
+        # Then the workflow ran through the model: healed, never throttled, each function cold once
+        sfn = local.client("stepfunctions")
+        execution = sfn.describe_execution(executionArn=delivery.result["started"][0])
+        assert (failed.status, execution["status"]) == (500, "SUCCEEDED")
+        assert simulator.request(petstore.api_id, "prod", "POST", "/orders").status == 200
+        stats = model.stats()
+        assert stats["throttles"] == {} and stats["transitions"] >= 5
+        functions = local.stack.functions
+        cold = {logical: stats["cold_starts"].get(name, 0) for logical, name in functions.items()}
+        assert stats["calls"]["lambda:AddPermission"] >= 1 and stats["calls"]["sns:Publish"] == 1
+    assert (cold["DetectorFunction"], cold["ResolveTargetsFunction"], cold["SummarizeFunction"]) == (1, 1, 1)
+    assert cold["RepairPolicyFunction"] in (1, 2)  # two functions to repair: two environments if concurrent
+    assert cold["ProactiveTriggerFunction"] == 0
