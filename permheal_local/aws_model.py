@@ -26,8 +26,13 @@ Public surface (everything else is private)::
         model.stats()                                   # calls/throttles/sleeps per operation, cold starts
         model.invocations                               # each invocation: start time, cold start ms
         model.reset_counters(); model.make_cold()       # between benchmark phases
+        model.measure_imports(modules)                  # up front, not at the first cold start
         with model.unmodelled(): ...                    # this thread's calls bypass the model
     current()                                           # the installed model, or None
+
+Options (AwsModel's fields): `latency`, `quotas`, `cold_starts` (each can be switched off),
+`jitter`, `latency_table`, `quota_table`, `transition`, `cold_start` (a ColdStart), `import_ms`
+(handler module -> ms, e.g. from benchmarks/coldstart.py), `measure`.
 
 `AwsModel(...)` with `FakeClock()` and no install is what the model's own tests use: buckets and
 cold starts are then deterministic and nothing sleeps. The server takes the model when
@@ -46,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -491,6 +496,13 @@ class AwsModel:
         with self._lock:
             for pool in self._environments.values():
                 pool.idle.clear()
+
+    def measure_imports(self, modules: Iterable[str]) -> None:
+        """Measure now the import times not known yet, so no invocation waits for a measurement."""
+        if not self.cold_starts:
+            return
+        for module in modules:
+            self._import_ms(module)
 
     def _import_ms(self, module: str) -> float:
         with self._lock:

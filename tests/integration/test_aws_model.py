@@ -430,3 +430,12 @@ def test_an_incident_heals_through_the_model_with_one_cold_start_per_function() 
     assert (cold["DetectorFunction"], cold["ResolveTargetsFunction"], cold["SummarizeFunction"]) == (1, 1, 1)
     assert cold["RepairPolicyFunction"] in (1, 2)  # two functions to repair: two environments if concurrent
     assert cold["ProactiveTriggerFunction"] == 0
+
+
+def test_measure_imports_fills_only_what_is_missing() -> None:
+    measured: list[str] = []
+    model = AwsModel(clock=FakeClock(), import_ms={"known": 1.0}, measure=lambda m: measured.append(m) or 2.0)
+    model.measure_imports(["known", "new", "new"])
+    assert measured == ["new"] and model.import_ms == {"known": 1.0, "new": 2.0}
+    AwsModel(clock=FakeClock(), cold_starts=False, measure=measured.append).measure_imports(["other"])
+    assert measured == ["new"]
