@@ -4,8 +4,9 @@ The loop is time_to_heal's (benchmarks/heal.py: a failing request on the API Gat
 its log line delivered to the deployed detector, the real state machine resolving, repairing,
 verifying and notifying), run with permheal_local.aws_model on: every AWS call pays a round trip,
 Lambda and API Gateway quotas apply per account, every Step Functions state pays a transition,
-and a function without a warm execution environment pays a cold start (the platform constant
-plus its handler's import time measured in a fresh Lambda-like process by benchmarks/coldstart).
+a handler's own CPU runs at its memory's share of a vCPU, and a function without a warm
+execution environment pays a cold start (the platform constant plus its handler's import time
+measured in a fresh Lambda-like process by benchmarks/coldstart).
 
 permheal's share runs from the moment Lambda gets the detector's invocation (its cold start
 included) to the notification published; CloudWatch Logs' delivery delay before it is AWS's,
@@ -114,6 +115,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     "at_ms": round((i.started_at - detector_start) * 1000, 1),
                     "init_ms": round(i.init_ms, 1),
                     "queued_ms": round(i.queued_ms, 1),
+                    "cpu_ms": round(i.cpu_ms, 1),
+                    "cpu_wait_ms": round(i.cpu_wait_ms, 1),
                 }
                 for i in model.invocations
             ]
@@ -127,6 +130,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 throttles=sum(stats["throttles"].values()),
                 calls=sum(stats["calls"].values()),
                 calls_by_operation=stats["calls"],
+                cpu_ms=sum(i.cpu_ms for i in model.invocations),
+                cpu_wait_ms=sum(i.cpu_wait_ms for i in model.invocations),
             )
             return record
 
@@ -182,6 +187,8 @@ def summarize(incidents: list[dict[str, Any]], imports: dict[str, float], init_m
         "cold_starts_per_cold_incident": round(statistics.fmean(i["cold_starts"] for i in cold), 2),
         "cold_start_ms_per_cold_incident": round(statistics.fmean(i["init_ms"] for i in cold), 1),
         "cold_starts_per_warm_incident": round(statistics.fmean(i["cold_starts"] for i in warm), 2),
+        "handler_cpu_ms_per_warm_incident": round(statistics.fmean(i["cpu_ms"] for i in warm), 1),
+        "cpu_share_wait_ms_per_warm_incident": round(statistics.fmean(i["cpu_wait_ms"] for i in warm), 1),
         "handler_import_ms": {name.rsplit(".", 1)[-1]: round(ms, 1) for name, ms in imports.items()},
         "platform_init_ms": init_ms,
         "throttles": sum(i["throttles"] for i in incidents),
@@ -229,6 +236,11 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("share of permheal's time, warm", shares),
         ("share of permheal's time, cold", cold_shares),
+        (
+            "handlers' own CPU per warm incident, and what 256 MB's CPU share adds",
+            f"{d['handler_cpu_ms_per_warm_incident']:.0f} ms here, "
+            f"+{d['cpu_share_wait_ms_per_warm_incident']:.0f} ms",
+        ),
         (
             f"cold start = {d['platform_init_ms']:.0f} ms platform + import (ms)",
             f"{imports}; throttled calls {d['throttles']}",

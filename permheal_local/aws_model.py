@@ -14,6 +14,8 @@ time-to-heal and whether a scan finishes:
   error code `TooManyRequestsException` (Lambda adds `Reason: CallerRateLimitExceeded`,
   `Type: User`; API Gateway `{"message": "Too Many Requests"}`), which botocore classifies as a
   throttle, so its retry modes back off and retry exactly as against AWS;
+- **CPU share**: a handler's own CPU time (moto's work excluded) is stretched to its memory's
+  share of a vCPU (256 MB: 1,769/256 = 6.9× slower than one local core), as Lambda allocates it;
 - **cold starts**: the first invocation of a function (and any invocation finding every
   execution environment of the function busy, or one idle past `idle_seconds`) waits the
   platform's init constant plus the handler module's import time measured in a fresh process.
@@ -65,6 +67,7 @@ __all__ = [
     "LATENCY",
     "QUOTAS",
     "TRANSITION",
+    "VCPU_MEMORY_MB",
     "AwsModel",
     "Clock",
     "ColdStart",
@@ -246,6 +249,10 @@ class ColdStart:
 
 COLD_START = ColdStart()
 
+VCPU_MEMORY_MB = 1769
+"""Memory at which a function has one vCPU; CPU is proportional below it (Lambda docs,
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
+
 
 # --- time --------------------------------------------------------------------------------------------
 
@@ -309,6 +316,10 @@ class Invocation:
     init_ms: float = 0.0
     queued_ms: float = 0.0
     """Time the local runtime kept it waiting for another handler (AWS would have run it at once)."""
+    cpu_ms: float = 0.0
+    """The handler's own CPU time here (moto's work in the same thread excluded)."""
+    cpu_wait_ms: float = 0.0
+    """What the function's memory-proportional CPU share added to it."""
 
 
 @dataclass
@@ -328,6 +339,8 @@ class AwsModel:
     latency: bool = True
     quotas: bool = True
     cold_starts: bool = True
+    handler_cpu: bool = True
+    """Run handlers at their memory's CPU share: a 256 MB function gets 256/1,769 of a vCPU."""
     jitter: float = 0.3
     """σ of the lognormal spread around each median (assumed: p95 ≈ 1.6× median)."""
     latency_table: Mapping[tuple[str, str], Latency] = field(default_factory=lambda: dict(LATENCY))
@@ -388,6 +401,7 @@ class AwsModel:
             self.cold: Counter[str] = Counter()
             self.warm: Counter[str] = Counter()
             self.init_ms: defaultdict[str, float] = defaultdict(float)
+            self.cpu_wait_ms: defaultdict[str, float] = defaultdict(float)
             self.invocations = []
 
     def stats(self) -> dict[str, Any]:
@@ -402,6 +416,7 @@ class AwsModel:
                 "cold_starts": dict(self.cold),
                 "warm_starts": dict(self.warm),
                 "init_ms": {k: round(v, 1) for k, v in self.init_ms.items()},
+                "cpu_wait_ms": {k: round(v, 1) for k, v in self.cpu_wait_ms.items()},
             }
 
     # --- quotas and latency: one API call
@@ -485,6 +500,32 @@ class AwsModel:
         self.clock.sleep(ms / 1000)
         return record
 
+    @staticmethod
+    def cpu_mark() -> tuple[float, float]:
+        """This thread's CPU time and moto's share of it so far: pass to `cpu_since`."""
+        return time.thread_time(), getattr(_MOTO_CPU, "seconds", 0.0)
+
+    @staticmethod
+    def cpu_since(mark: tuple[float, float]) -> float:
+        """CPU seconds this thread spent since `mark` outside moto (the handler and its SDK calls)."""
+        return max(0.0, time.thread_time() - mark[0] - (getattr(_MOTO_CPU, "seconds", 0.0) - mark[1]))
+
+    def slow_to_memory(self, record: Invocation, memory_mb: int, cpu_seconds: float) -> float:
+        """Sleep what `cpu_seconds` of handler work costs more at `memory_mb`'s CPU share; seconds slept.
+
+        Lambda allocates CPU in proportion to memory, one vCPU at 1,769 MB (VCPU_MEMORY_MB); one local
+        core is taken as one vCPU. More memory than that does not speed up a single-threaded handler.
+        """
+        record.cpu_ms = cpu_seconds * 1000
+        if not self.handler_cpu or memory_mb <= 0:
+            return 0.0
+        extra = cpu_seconds * (max(1.0, VCPU_MEMORY_MB / memory_mb) - 1)
+        record.cpu_wait_ms = extra * 1000
+        with self._lock:
+            self.cpu_wait_ms[record.function] += extra * 1000
+        self.clock.sleep(extra)
+        return extra
+
     def end_invocation(self, function: str) -> None:
         with self._lock:
             pool = self._environments[function]
@@ -533,6 +574,7 @@ class AwsModel:
 
 
 _CURRENT: AwsModel | None = None
+_MOTO_CPU = threading.local()
 _INSTALL_LOCK = threading.Lock()
 _PATCH_LOCK = threading.RLock()
 _ORIGINALS: patching.Originals = {}
@@ -600,7 +642,11 @@ def _patches() -> tuple[patching.Patch, ...]:
         model.delay(service, operation)
         if not model.admit(service, operation, self.current_account, self.region):
             return throttle_response(service)
-        return original_call(self)
+        started = time.thread_time()
+        try:
+            return original_call(self)
+        finally:  # AWS's work, not the calling handler's: see AwsModel.cpu_since
+            _MOTO_CPU.seconds = getattr(_MOTO_CPU, "seconds", 0.0) + time.thread_time() - started
 
     def eval_body(self: Any, env: Any) -> None:
         model = _CURRENT

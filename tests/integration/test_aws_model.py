@@ -298,7 +298,11 @@ def test_cold_start_once_per_function_then_warm(world: Any) -> None:
     lambda_runtime.install()
     try:
         with aws_model.aws_model(
-            clock=clock, latency=False, quotas=False, import_ms={"permheal.handlers.summarize": 100.0}
+            clock=clock,
+            latency=False,
+            quotas=False,
+            handler_cpu=False,
+            import_ms={"permheal.handlers.summarize": 100.0},
         ) as model:
             for name in ("one", "one", "two", "one"):
                 lam.invoke(FunctionName=name, Payload=b"{}")
@@ -439,3 +443,28 @@ def test_measure_imports_fills_only_what_is_missing() -> None:
     assert measured == ["new"] and model.import_ms == {"known": 1.0, "new": 2.0}
     AwsModel(clock=FakeClock(), cold_starts=False, measure=measured.append).measure_imports(["other"])
     assert measured == ["new"]
+
+
+def test_handler_cpu_is_stretched_to_the_functions_memory_share() -> None:
+    clock = FakeClock()
+    model = AwsModel(clock=clock, latency=False, quotas=False, cold_starts=False)
+    record = model.start_invocation("f", "m")
+    assert model.slow_to_memory(record, 256, 0.010) == pytest.approx(0.010 * (1769 / 256 - 1))
+    assert model.slow_to_memory(record, 3008, 0.010) == 0.0  # above one vCPU: no faster, no slower
+    assert clock.slept == pytest.approx(0.010 * (1769 / 256 - 1))
+    assert model.stats()["cpu_wait_ms"] == {"f": pytest.approx(10 * (1769 / 256 - 1), abs=0.1)}
+    off = AwsModel(clock=clock, handler_cpu=False, cold_starts=False)
+    assert off.slow_to_memory(off.start_invocation("f", "m"), 128, 1.0) == 0.0
+
+
+def test_cpu_since_leaves_out_what_moto_spends_in_the_same_thread(world: Any) -> None:
+    name = policy_function(world)
+    lam = client("lambda")
+    with aws_model.aws_model(clock=FakeClock(), jitter=0, quotas=False) as model:
+        mark = model.cpu_mark()
+        total = __import__("time").thread_time()
+        for _ in range(30):
+            lam.get_policy(FunctionName=name)
+        total = __import__("time").thread_time() - total
+        ours = model.cpu_since(mark)
+    assert 0 <= ours < total  # the SDK's share only: moto's handling of 30 calls is left out
