@@ -28,13 +28,23 @@ from typing import Any
 from benchmarks.common import history, local_stack, percentile, wait_until_stopped
 from benchmarks.heal import HEADERS, build_api, walk_states
 
-HANDLERS = ("detect", "resolve", "repair", "summarize")
 DETECTOR = "detector (cold start + run + StartExecution)"
 EXECUTION_START = "execution start (Step Functions)"
 TRANSITIONS = "between states (transitions)"
 
 
-def import_times(repeats: int) -> dict[str, float]:
+def handler_modules(aws: Any) -> list[str]:
+    """The handler module of every deployed function (whatever the template's split into functions)."""
+    lam = aws.client("lambda")
+    return sorted(
+        {
+            str(lam.get_function_configuration(FunctionName=name)["Handler"]).rpartition(".")[0]
+            for name in aws.stack.functions.values()
+        }
+    )
+
+
+def import_times(modules: Sequence[str], repeats: int) -> dict[str, float]:
     """Handler module -> best import time (ms) in a fresh Lambda-like process, as coldstart measures it."""
     import shutil
     import tempfile
@@ -50,8 +60,7 @@ def import_times(repeats: int) -> dict[str, float]:
         env = coldstart.lambda_environment(source)
         coldstart.probe("json", env)  # warm the OS file cache
         times: dict[str, float] = {}
-        for handler in HANDLERS:
-            module = f"permheal.handlers.{handler}"
+        for module in modules:
             runs = [coldstart.probe(module, env)["importtime_ms"] or 0.0 for _ in range(repeats)]
             times[module] = min(runs)
         return times
@@ -79,9 +88,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     from permheal_local.aws_model import COLD_START, aws_model
 
     warm_count, cold_count = (2, 2) if quick else (12, 8)
-    imports = import_times(1 if quick else 3)
     incidents: list[dict[str, Any]] = []
     with local_stack() as aws:
+        imports = import_times(handler_modules(aws), 1 if quick else 3)
         # Set up with the model off: CreateRestApi alone is 1 request per 3 s per account.
         apis = [build_api(aws.world, f"modelled-{i:02d}") for i in range(warm_count + cold_count + 1)]
         simulator = aws.simulator()
