@@ -3,8 +3,8 @@
 moto answers every call in microseconds, never throttles and never starts a Lambda cold, so
 benchmarks against it measure permheal's own CPU time only. With the model on, the local AWS
 (in-process `mock_aws` and the `permheal local-aws` server alike: both dispatch through moto's
-`BaseResponse.call_action`, which the model wraps) behaves in the three ways that decide
-time-to-heal and whether a scan finishes:
+`BaseResponse.call_action`, which the model wraps) behaves in the ways that decide time-to-heal
+and whether a scan finishes:
 
 - **latency**: each call sleeps a per-operation round trip (`LATENCY`, every figure stated with
   its source or marked assumed) with seeded lognormal jitter; each Step Functions state entered
@@ -32,12 +32,20 @@ Public surface (everything else is private)::
         with model.unmodelled(): ...                    # this thread's calls bypass the model
     current()                                           # the installed model, or None
 
-Options (AwsModel's fields): `latency`, `quotas`, `cold_starts` (each can be switched off),
+Options (AwsModel's fields): `latency`, `quotas`, `cold_starts`, `handler_cpu` (each can be
+switched off),
 `jitter`, `latency_table`, `quota_table`, `transition`, `cold_start` (a ColdStart), `import_ms`
 (handler module -> ms, e.g. from benchmarks/coldstart.py), `measure`.
 
 `AwsModel(...)` with `FakeClock()` and no install is what the model's own tests use: buckets and
-cold starts are then deterministic and nothing sleeps. The server takes the model when
+cold starts are then deterministic and nothing sleeps. Time is real otherwise: `time.sleep`, so
+a modelled call really takes its latency and concurrent callers really overlap.
+
+Known limits: the local runtime runs one handler at a time (handlers share os.environ), so
+concurrent invocations queue (each `Invocation.queued_ms` says how long); quotas of services
+permheal barely uses (SNS, Step Functions, CloudWatch Logs) and Lambda's invocation concurrency
+are not modelled; latency figures are assumptions (AWS publishes none) and the tables can be
+replaced per model. The server takes the model when
 `PERMHEAL_LOCAL_AWS_MODEL=1` is set (see `permheal_local.server`).
 """
 
