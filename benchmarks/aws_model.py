@@ -4,8 +4,9 @@ The loop is time_to_heal's (benchmarks/heal.py: a failing request on the API Gat
 its log line delivered to the deployed detector, the real state machine resolving, repairing,
 verifying and notifying), run with permheal_local.aws_model on: every AWS call pays a round trip,
 Lambda and API Gateway quotas apply per account, every Step Functions state pays a transition,
-and a function without a warm execution environment pays a cold start (the platform constant
-plus its handler's import time measured in a fresh Lambda-like process by benchmarks/coldstart).
+a handler's own CPU runs at its memory's share of a vCPU, and a function without a warm
+execution environment pays a cold start (the platform constant plus its handler's import time
+measured in a fresh Lambda-like process by benchmarks/coldstart).
 
 permheal's share runs from the moment Lambda gets the detector's invocation (its cold start
 included) to the notification published; CloudWatch Logs' delivery delay before it is AWS's,
@@ -27,13 +28,23 @@ from typing import Any
 from benchmarks.common import history, local_stack, percentile, wait_until_stopped
 from benchmarks.heal import HEADERS, build_api, walk_states
 
-HANDLERS = ("detect", "resolve", "repair", "summarize")
 DETECTOR = "detector (cold start + run + StartExecution)"
 EXECUTION_START = "execution start (Step Functions)"
 TRANSITIONS = "between states (transitions)"
 
 
-def import_times(repeats: int) -> dict[str, float]:
+def handler_modules(aws: Any) -> list[str]:
+    """The handler module of every deployed function (whatever the template's split into functions)."""
+    lam = aws.client("lambda")
+    return sorted(
+        {
+            str(lam.get_function_configuration(FunctionName=name)["Handler"]).rpartition(".")[0]
+            for name in aws.stack.functions.values()
+        }
+    )
+
+
+def import_times(modules: Sequence[str], repeats: int) -> dict[str, float]:
     """Handler module -> best import time (ms) in a fresh Lambda-like process, as coldstart measures it."""
     import shutil
     import tempfile
@@ -49,8 +60,7 @@ def import_times(repeats: int) -> dict[str, float]:
         env = coldstart.lambda_environment(source)
         coldstart.probe("json", env)  # warm the OS file cache
         times: dict[str, float] = {}
-        for handler in HANDLERS:
-            module = f"permheal.handlers.{handler}"
+        for module in modules:
             runs = [coldstart.probe(module, env)["importtime_ms"] or 0.0 for _ in range(repeats)]
             times[module] = min(runs)
         return times
@@ -78,9 +88,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     from permheal_local.aws_model import COLD_START, aws_model
 
     warm_count, cold_count = (2, 2) if quick else (12, 8)
-    imports = import_times(1 if quick else 3)
     incidents: list[dict[str, Any]] = []
     with local_stack() as aws:
+        imports = import_times(handler_modules(aws), 1 if quick else 3)
         # Set up with the model off: CreateRestApi alone is 1 request per 3 s per account.
         apis = [build_api(aws.world, f"modelled-{i:02d}") for i in range(warm_count + cold_count + 1)]
         simulator = aws.simulator()
@@ -114,6 +124,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     "at_ms": round((i.started_at - detector_start) * 1000, 1),
                     "init_ms": round(i.init_ms, 1),
                     "queued_ms": round(i.queued_ms, 1),
+                    "cpu_ms": round(i.cpu_ms, 1),
+                    "cpu_wait_ms": round(i.cpu_wait_ms, 1),
                 }
                 for i in model.invocations
             ]
@@ -127,6 +139,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 throttles=sum(stats["throttles"].values()),
                 calls=sum(stats["calls"].values()),
                 calls_by_operation=stats["calls"],
+                cpu_ms=sum(i.cpu_ms for i in model.invocations),
+                cpu_wait_ms=sum(i.cpu_wait_ms for i in model.invocations),
             )
             return record
 
@@ -182,6 +196,8 @@ def summarize(incidents: list[dict[str, Any]], imports: dict[str, float], init_m
         "cold_starts_per_cold_incident": round(statistics.fmean(i["cold_starts"] for i in cold), 2),
         "cold_start_ms_per_cold_incident": round(statistics.fmean(i["init_ms"] for i in cold), 1),
         "cold_starts_per_warm_incident": round(statistics.fmean(i["cold_starts"] for i in warm), 2),
+        "handler_cpu_ms_per_warm_incident": round(statistics.fmean(i["cpu_ms"] for i in warm), 1),
+        "cpu_share_wait_ms_per_warm_incident": round(statistics.fmean(i["cpu_wait_ms"] for i in warm), 1),
         "handler_import_ms": {name.rsplit(".", 1)[-1]: round(ms, 1) for name, ms in imports.items()},
         "platform_init_ms": init_ms,
         "throttles": sum(i["throttles"] for i in incidents),
@@ -229,6 +245,11 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("share of permheal's time, warm", shares),
         ("share of permheal's time, cold", cold_shares),
+        (
+            "handlers' own CPU per warm incident, and what 256 MB's CPU share adds",
+            f"{d['handler_cpu_ms_per_warm_incident']:.0f} ms here, "
+            f"+{d['cpu_share_wait_ms_per_warm_incident']:.0f} ms",
+        ),
         (
             f"cold start = {d['platform_init_ms']:.0f} ms platform + import (ms)",
             f"{imports}; throttled calls {d['throttles']}",

@@ -8,6 +8,7 @@ Functions sees the exception's class name as the error, as it does on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -108,7 +109,8 @@ def run_handler(
     """Import and call `module.function` like the Lambda runtime; errors become Lambda error payloads.
 
     With an AWS model installed (permheal_local.aws_model), an invocation that finds no idle
-    execution environment of its function first waits the modelled cold start.
+    execution environment of its function first waits the modelled cold start, and the handler's
+    CPU time is stretched to its memory's CPU share.
     """
     from permheal_local import aws_model
 
@@ -124,7 +126,13 @@ def run_handler(
         waiting = time.perf_counter()
         with _LOCK:
             record.queued_ms = (time.perf_counter() - waiting) * 1000
-            return _run(module_name, attribute, event, context, env, response_headers)
+            with contextlib.suppress(Exception):  # importing here is the cold start's, not the handler's
+                importlib.import_module(module_name)  # (a failing import fails again in _run, reported)
+            mark = model.cpu_mark()
+            result = _run(module_name, attribute, event, context, env, response_headers)
+            cpu = model.cpu_since(mark)
+        model.slow_to_memory(record, context.memory_limit_in_mb, cpu)  # outside the lock, as it waits
+        return result
     finally:
         model.end_invocation(context.function_name)
 

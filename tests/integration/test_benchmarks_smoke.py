@@ -170,7 +170,7 @@ def check_aws_model(model: dict[str, Any]) -> None:
     assert model["all_healed"] is True and model["throttles"] == 0
     assert model["incidents"]["warm"] >= 1 and model["incidents"]["cold"] >= 1
     assert model["cold_starts_per_warm_incident"] == 0
-    assert model["cold_starts_per_cold_incident"] >= 4  # detector, resolve, repair, summarize
+    assert model["cold_starts_per_cold_incident"] >= 2  # the detector and at least one workflow function
     assert 0 < heal["p50"] <= heal["p95"] and 0 < heal["cold_p50"] <= heal["cold_p95"]
     assert 0 < heal["verified"]["p50"] <= heal["p50"]
     for states in (heal["by_state"], heal["cold_by_state"]):
