@@ -4,8 +4,8 @@ Each run is a new python3.12 (the runtime's version when one is installed) start
 sys.path of [the artifact, the SDK]: the artifact is the one `sam build` makes (functions/Makefile,
 benchmarks/package.py), bytecode as shipped, read-only as /var/task is (nothing written back);
 boto3/botocore come from the interpreter's own site-packages, with their bytecode, as the runtime
-provides them. The environment is a Lambda's (LAMBDA_TASK_ROOT, function name, tracing on), so
-Powertools' Tracer imports the X-Ray SDK and patches botocore as it does on AWS.
+provides them. The environment is a Lambda's (LAMBDA_TASK_ROOT, function name, Powertools settings),
+so Powertools behaves as it does on AWS.
 
 A handler's process imports the handler module and then what its first call imports before it can
 answer (FIRST_CALL): a lazy import the first call always needs is paid at the first call, so it
@@ -33,9 +33,21 @@ HANDLERS = ("detect", "resolve", "repair", "summarize", "proactive")
 FIRST_CALL: dict[str, tuple[str, ...]] = {
     # the workflow and dead-letter clients (StartExecution on every incident)
     "detect": ("boto3",),
-    # handlers.adapters_for, then the API Gateway, Lambda, SSM and DynamoDB clients
-    "resolve": ("permheal.adapters.account", "permheal.adapters.ports", "boto3"),
-    "repair": ("permheal.adapters.account", "permheal.adapters.ports", "boto3"),
+    # handlers.adapters_for, then the ports it uses (Adapters imports each on first use), then clients
+    "resolve": (
+        "permheal.adapters.account",
+        "permheal.adapters.ports",
+        "permheal.adapters.apigateway",
+        "permheal.adapters.ledger",
+        "boto3",
+    ),
+    "repair": (
+        "permheal.adapters.account",
+        "permheal.adapters.ports",
+        "permheal.adapters.lambda_policy",
+        "permheal.adapters.ledger",
+        "boto3",
+    ),
     # no AWS call unless Security Hub findings are on (off by default)
     "summarize": (),
     # real_deps: every adapter it wires, then the allowlist (SSM) read
@@ -58,6 +70,7 @@ GROUPS = {
     "aws_lambda_powertools": "powertools",
     "aws_xray_sdk": "xray",
     "wrapt": "xray",
+    "asyncio": "xray",
     "permheal": "permheal",
 }
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -173,7 +186,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "from_artifact": bool(origins) and all(o.startswith(str(artifact)) for o in origins),
         }
     return {
-        "environment": "Lambda-like: a fresh python -S per run, the sam build artifact, the SDK, tracing on",
+        "environment": "Lambda-like: a fresh python -S per run, the sam build artifact, the runtime's SDK",
         "python": package.version(python),
         "pairs": pairs,
         "artifact_has_bytecode": bytecode,

@@ -44,7 +44,7 @@ STACK_FILES = [
 ]
 FUNCTIONS = sorted(function_specs(load_template(TEMPLATE)))
 # The Lambda package: permheal and the handlers' libraries. The runtime provides boto3/botocore.
-RUNTIME_LIBRARIES = {"aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions"}
+RUNTIME_LIBRARIES = {"aws_lambda_powertools", "jmespath", "typing_extensions"}
 
 
 def _name(requirement: str) -> str:
