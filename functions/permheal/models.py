@@ -142,6 +142,8 @@ class FindingKind(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
+    """Something permheal found and reports (design.md finding kinds); it may or may not fix it."""
+
     kind: FindingKind
     api_id: str | None = None
     api_name: str | None = None
@@ -191,12 +193,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class AddedStatement:
+    """A statement permheal added to a function's policy."""
+
     sid: str
     source_arn: str
 
 
 @dataclass(frozen=True)
 class RemovedStatement:
+    """A statement permheal removed, and why; its body is kept for the revert."""
+
     sid: str
     source_arn: str | None
     reason: str

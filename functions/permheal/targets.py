@@ -65,6 +65,8 @@ class Hint:
 
 @dataclass(frozen=True)
 class StageTargets:
+    """What one stage invokes, and what is wrong with it."""
+
     targets: tuple[Target, ...]
     findings: tuple[Finding, ...]
 

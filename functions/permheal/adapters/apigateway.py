@@ -24,6 +24,8 @@ PAGE_SIZE = 500
 
 @dataclass(frozen=True)
 class Stage:
+    """A REST API stage: its variables, logging and what its deployment serves."""
+
     name: str
     variables: dict[str, str] = field(default_factory=dict)
     logging_level: str | None = None
