@@ -147,25 +147,57 @@ def sdk_path(python: str) -> Path:
     return Path(done.stdout.strip())
 
 
+class Session:
+    """The artifact built once, and the interpreter and environment every measured process gets."""
+
+    def __init__(self, directory: Path) -> None:
+        self.python = package.runtime_python()
+        self.artifact = package.build(directory / "artifact", self.python)
+        self.env = lambda_environment(self.artifact, sdk_path(self.python))
+        self.run("import boto3\n")  # warm the OS file cache for every side alike
+
+    def run(self, code: str) -> tuple[float, float]:
+        return whole_process(self.python, code, self.env)
+
+
+def import_times(handlers: tuple[str, ...] = HANDLERS, repeats: int = 5) -> dict[str, float]:
+    """Handler module -> ms a cold start spends importing (handler + first call), interpreter start excluded.
+
+    The median whole-process wall time minus the median of a bare interpreter's (`pass`), measured
+    interleaved: what a model adds to Lambda's own init constant (permheal_local.aws_model).
+    """
+    with tempfile.TemporaryDirectory(prefix="permheal-coldstart-") as tmp:
+        session = Session(Path(tmp))
+        bare: list[float] = []
+        walls: dict[str, list[float]] = {h: [] for h in handlers}
+        for _ in range(repeats):
+            for handler in handlers:
+                bare.append(session.run("pass\n")[0])
+                walls[handler].append(session.run(statements(handler))[0])
+    start = statistics.median(bare)
+    return {f"permheal.handlers.{h}": max(0.0, statistics.median(w) - start) for h, w in walls.items()}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     pairs = 1 if quick else 7
     handlers = HANDLERS[:2] if quick else HANDLERS
-    python = package.runtime_python()
     with tempfile.TemporaryDirectory(prefix="permheal-coldstart-") as tmp:
-        artifact = package.build(Path(tmp) / "artifact", python)
-        env = lambda_environment(artifact, sdk_path(python))
-        whole_process(python, "import boto3\n", env)  # warm the OS file cache for both sides alike
+        session = Session(Path(tmp))
+        python, env, artifact = session.python, session.env, session.artifact
         boto3_runs: list[tuple[float, float]] = []
+        bare_runs: list[float] = []
         runs: dict[str, list[tuple[float, float, float]]] = {h: [] for h in handlers}
         for _ in range(pairs):  # interleaved and paired: background load hits both sides of a ratio
+            bare_runs.append(session.run("pass\n")[0])
             for handler in handlers:
-                base = whole_process(python, "import boto3\n", env)
-                wall, rss = whole_process(python, statements(handler), env)
+                base = session.run("import boto3\n")
+                wall, rss = session.run(statements(handler))
                 boto3_runs.append(base)
                 runs[handler].append((wall / base[0], wall, rss))
         profiles = {h: profile(python, statements(h), env) for h in handlers}
         boto3_profile = profile(python, "import boto3\n", env)
         bytecode = any(artifact.rglob("*.pyc"))
+    interpreter_ms = statistics.median(bare_runs)
     boto3 = {
         "wall_ms": round(statistics.median(w for w, _ in boto3_runs), 1),
         "peak_rss_mb": round(statistics.median(r for _, r in boto3_runs), 1),
@@ -176,9 +208,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     for handler, samples in runs.items():
         prof = profiles[handler]
         origins = prof["origins"]
+        wall_ms = statistics.median(w for _, w, _ in samples)
         results[handler] = {
             "whole_process_ratio": round(statistics.median(r for r, _, _ in samples), 2),
-            "wall_ms": round(statistics.median(w for _, w, _ in samples), 1),
+            "wall_ms": round(wall_ms, 1),
+            "import_ms": round(max(0.0, wall_ms - interpreter_ms), 1),
             "peak_rss_mb": round(statistics.median(m for _, _, m in samples), 1),
             "first_call_imports": list(FIRST_CALL[handler]),
             "modules_loaded": prof["modules"],
@@ -190,7 +224,25 @@ def run(quick: bool = False) -> dict[str, Any]:
         "python": package.version(python),
         "pairs": pairs,
         "artifact_has_bytecode": bytecode,
+        "interpreter_ms": round(interpreter_ms, 1),
         "boto3": boto3,
         "handlers": results,
         "whole_process_ratio": {h: r["whole_process_ratio"] for h, r in results.items()},
+        "per_incident": per_incident(results),
+    }
+
+
+def per_incident(handlers: dict[str, Any]) -> dict[str, Any]:
+    """The imports an incident's sequential cold starts pay, when every function it uses is cold.
+
+    An incident runs detect -> resolve -> repair (the Map's iterations run in parallel: one cold
+    start deep) -> summarize -> SNS (a direct integration); healed once repair verified.
+    """
+    heal = [h for h in ("detect", "resolve", "repair") if h in handlers]
+    notify = [*heal, *(["summarize"] if "summarize" in handlers else [])]
+    return {
+        "sequential_cold_starts_to_heal": len(heal),
+        "sequential_cold_starts_to_notify": len(notify),
+        "import_ms_to_heal": round(sum(handlers[h]["import_ms"] for h in heal), 1),
+        "import_ms_to_notify": round(sum(handlers[h]["import_ms"] for h in notify), 1),
     }

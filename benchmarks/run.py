@@ -207,10 +207,19 @@ def _cold_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(
             (
                 f"handler {name} + its first call's imports",
-                f"{h['whole_process_ratio']:.2f}x boto3 ({h['wall_ms']:.0f} ms), "
-                f"peak RSS {h['peak_rss_mb']:.0f} MB",
+                f"{h['whole_process_ratio']:.2f}x boto3 ({h['wall_ms']:.0f} ms, {h['import_ms']:.0f} ms "
+                f"after the interpreter's start), peak RSS {h['peak_rss_mb']:.0f} MB",
             )
         )
+    incident = d["per_incident"]
+    out.append(
+        (
+            "an incident with every function cold: imports to heal / to notify",
+            f"{incident['import_ms_to_heal']:.0f} ms over {incident['sequential_cold_starts_to_heal']} "
+            f"sequential cold starts / {incident['import_ms_to_notify']:.0f} ms over "
+            f"{incident['sequential_cold_starts_to_notify']}",
+        )
+    )
     return out
 
 

@@ -152,6 +152,16 @@ def check_cold_start(cold: dict[str, Any]) -> None:
         assert handler["modules_loaded"] > boto3["modules_loaded"]
         assert "permheal" in handler["by_group_ms"]
         assert cold["whole_process_ratio"][name] == handler["whole_process_ratio"]
+        assert close(
+            handler["import_ms"], max(0.0, handler["wall_ms"] - cold["interpreter_ms"]), absolute=0.2
+        )
+    # an incident's imports are the sum of its sequential cold starts'
+    incident = cold["per_incident"]
+    heal = [h for h in ("detect", "resolve", "repair") if h in cold["handlers"]]
+    assert incident["sequential_cold_starts_to_heal"] == len(heal)
+    assert close(
+        incident["import_ms_to_heal"], sum(cold["handlers"][h]["import_ms"] for h in heal), absolute=0.5
+    )
 
 
 def check_package(package: dict[str, Any]) -> None:
