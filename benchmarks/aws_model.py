@@ -45,25 +45,10 @@ def handler_modules(aws: Any) -> list[str]:
 
 
 def import_times(modules: Sequence[str], repeats: int) -> dict[str, float]:
-    """Handler module -> best import time (ms) in a fresh Lambda-like process, as coldstart measures it."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+    """Handler module -> ms a cold start spends importing it, as benchmarks.coldstart measures it."""
     from benchmarks import coldstart
 
-    with tempfile.TemporaryDirectory(prefix="permheal-awsmodel-") as tmp:
-        source = Path(tmp) / "src"
-        shutil.copytree(
-            coldstart.PACKAGE, source / "permheal", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
-        env = coldstart.lambda_environment(source)
-        coldstart.probe("json", env)  # warm the OS file cache
-        times: dict[str, float] = {}
-        for module in modules:
-            runs = [coldstart.probe(module, env)["importtime_ms"] or 0.0 for _ in range(repeats)]
-            times[module] = min(runs)
-        return times
+    return coldstart.import_times(tuple(m.rsplit(".", 1)[-1] for m in modules), repeats)
 
 
 def timeline(events: Sequence[dict[str, Any]], detector: tuple[float, float]) -> dict[str, Any]:

@@ -55,6 +55,8 @@ _PLAIN_LAMBDA_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<regio
 
 @dataclass(frozen=True)
 class V2Integration:
+    """An HTTP/WebSocket API integration, as GetIntegrations returns it."""
+
     integration_id: str
     type: str
     uri: str | None = None
@@ -63,6 +65,8 @@ class V2Integration:
 
 @dataclass(frozen=True)
 class V2Authorizer:
+    """An HTTP/WebSocket API authorizer, as GetAuthorizers returns it."""
+
     authorizer_id: str
     name: str
     type: str
@@ -72,6 +76,8 @@ class V2Authorizer:
 
 @dataclass(frozen=True)
 class V2Route:
+    """An HTTP/WebSocket API route, as GetRoutes returns it."""
+
     route_key: str
     target: str | None = None
     """`integrations/{id}` or None (a route without integration invokes nothing)."""
@@ -96,6 +102,8 @@ class V2Route:
 
 @dataclass(frozen=True)
 class V2Stage:
+    """An HTTP/WebSocket API stage: its variables, access log and deployment."""
+
     name: str
     variables: dict[str, str] = field(default_factory=dict)
     access_log_format: str | None = None

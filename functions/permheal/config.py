@@ -32,6 +32,8 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class Settings:
+    """How the workflow steps behave (PERMHEAL_* variables of the resolve and repair functions)."""
+
     mode: Mode = Mode.ENFORCE
     scope: Scope = Scope.METHOD
     allowlist_param: str = "/permheal/allowed-apis"
@@ -66,6 +68,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class DetectorSettings:
+    """What the detector starts and where rejected payloads go."""
+
     state_machine_arn: str
     dead_letter_queue_url: str
     incident_window_seconds: int
@@ -82,6 +86,8 @@ class DetectorSettings:
 
 @dataclass(frozen=True)
 class ProactiveSettings:
+    """What the proactive trigger starts, reads and how long it debounces."""
+
     state_machine_arn: str
     ledger_table: str
     """The routes index (API ids per function) lives in the ledger table."""
@@ -110,6 +116,8 @@ class ProactiveSettings:
 
 @dataclass(frozen=True)
 class SummarySettings:
+    """What the summary step needs beyond the workflow state."""
+
     region: str = "us-east-1"
     """For the console link of the notification (Lambda sets AWS_REGION)."""
     security_hub: bool = False
@@ -123,6 +131,8 @@ class SummarySettings:
 
 @dataclass(frozen=True)
 class CliSettings:
+    """The CLI's settings: the workflow's, plus where the deployed stack is."""
+
     workflow: Settings
     state_machine_arn: str | None = None
     """Else the deployed stack's StateMachineArn output."""

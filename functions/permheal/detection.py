@@ -62,6 +62,8 @@ _LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
 
 @dataclass(frozen=True)
 class LogBatch:
+    """One decoded CloudWatch Logs subscription payload."""
+
     log_group: str
     message_type: str
     events: tuple[tuple[int, str], ...]
@@ -132,6 +134,8 @@ class Incident:
 
 @dataclass(frozen=True)
 class Detection:
+    """What one batch of log lines asks for: incidents to start and failures to count."""
+
     incidents: tuple[Incident, ...] = ()
     failure_lines: int = 0
     role_failures: tuple[str, ...] = field(default=())

@@ -7,6 +7,7 @@ round-trips through `to_dict` / `from_dict` with the camelCase keys of the desig
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,20 @@ class Scope(StrEnum):
     METHOD = "method"
     STAGE = "stage"
     API = "api"
+
+
+@dataclass(frozen=True)
+class RestApi:
+    """An API of any kind (the name predates HTTP and WebSocket APIs).
+
+    Here rather than in adapters/apigateway: the wire types carry it, and importing an adapter
+    would load the whole API Gateway client code into every step (a cold-start cost).
+    """
+
+    api_id: str
+    name: str
+    api_type: str = "REST"
+    """REST, HTTP or WEBSOCKET."""
 
 
 class TargetKind(StrEnum):
@@ -127,6 +142,8 @@ class FindingKind(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
+    """Something permheal found and reports (design.md finding kinds); it may or may not fix it."""
+
     kind: FindingKind
     api_id: str | None = None
     api_name: str | None = None
@@ -176,12 +193,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class AddedStatement:
+    """A statement permheal added to a function's policy."""
+
     sid: str
     source_arn: str
 
 
 @dataclass(frozen=True)
 class RemovedStatement:
+    """A statement permheal removed, and why; its body is kept for the revert."""
+
     sid: str
     source_arn: str | None
     reason: str
@@ -352,3 +373,38 @@ def _camel(name: str) -> str:
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What caused a run: the four CloudTrail fields the contract carries in `trigger`.
+
+    Here rather than in permheal.proactive: every step reads it, only the trigger parses events.
+    """
+
+    event_source: str
+    event_name: str
+    event_time: str
+    event_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "eventSource": self.event_source,
+            "eventName": self.event_name,
+            "eventTime": self.event_time,
+            "eventID": self.event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Trigger:
+        """An execution input's `trigger`: the four fields, each a short string."""
+        keys = ("eventSource", "eventName", "eventTime", "eventID")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
+            raise ParseError('"trigger" must be an object of strings ' + ", ".join(keys))
+        if any(len(data[k]) > 128 for k in keys):
+            raise ParseError('"trigger" fields must be at most 128 characters')
+        return cls(*(data[k] for k in keys))
+
+    @property
+    def epoch(self) -> int:
+        return int(datetime.fromisoformat(self.event_time.replace("Z", "+00:00")).timestamp())

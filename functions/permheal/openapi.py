@@ -54,6 +54,8 @@ class Authorizer:
 
 @dataclass(frozen=True)
 class Method:
+    """One method of a served API: what it integrates and who authorizes it."""
+
     method: str
     """HTTP method upper-case, or ANY."""
     path: str

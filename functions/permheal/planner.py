@@ -98,6 +98,8 @@ def iac_owner(sid: str) -> str | None:
 
 @dataclass(frozen=True)
 class PlanOptions:
+    """The choices a repair plan follows (scope, pruning, consolidation)."""
+
     scope: Scope = Scope.METHOD
     prune_stale: bool = False
     consolidate: bool = False
@@ -115,6 +117,8 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class Plan:
+    """What the repair of one function's policy will do, in order, and what it found."""
+
     function: FunctionRef
     policy: Policy
     add: tuple[dict[str, object], ...] = ()

@@ -90,6 +90,8 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Evaluation:
+    """A policy's answer to one invoke request, and the statements that decided it."""
+
     decision: Decision
     sids: tuple[str, ...] = ()
 

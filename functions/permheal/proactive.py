@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from permheal.errors import ParseError
+from permheal.models import Trigger
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 APIGATEWAY_SOURCES = ("apigateway.amazonaws.com", "apigatewayv2.amazonaws.com")
@@ -70,38 +71,6 @@ class Rejected(ParseError):
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """What caused a run: the four CloudTrail fields the contract carries in `trigger`."""
-
-    event_source: str
-    event_name: str
-    event_time: str
-    event_id: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "eventSource": self.event_source,
-            "eventName": self.event_name,
-            "eventTime": self.event_time,
-            "eventID": self.event_id,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Trigger:
-        """An execution input's `trigger`: the four fields, each a short string."""
-        keys = ("eventSource", "eventName", "eventTime", "eventID")
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
-            raise ParseError('"trigger" must be an object of strings ' + ", ".join(keys))
-        if any(len(data[k]) > 128 for k in keys):
-            raise ParseError('"trigger" fields must be at most 128 characters')
-        return cls(*(data[k] for k in keys))
-
-    @property
-    def epoch(self) -> int:
-        return int(datetime.fromisoformat(self.event_time.replace("Z", "+00:00")).timestamp())
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from permheal.arns import (
     ApiRef,
@@ -20,7 +20,9 @@ from permheal.arns import (
 )
 from permheal.errors import ParseError
 from permheal.models import Finding, FindingKind, Target, TargetKind
-from permheal.openapi import ApiSpec, Authorizer, Canary
+
+if TYPE_CHECKING:  # annotations only: the detector imports Hint without the OpenAPI reader
+    from permheal.openapi import ApiSpec, Authorizer, Canary
 
 LAMBDA_INTEGRATION_TYPES = ("AWS", "AWS_PROXY")
 LAMBDA_AUTHORIZER_TYPES = ("TOKEN", "REQUEST")
@@ -63,6 +65,8 @@ class Hint:
 
 @dataclass(frozen=True)
 class StageTargets:
+    """What one stage invokes, and what is wrong with it."""
+
     targets: tuple[Target, ...]
     findings: tuple[Finding, ...]
 

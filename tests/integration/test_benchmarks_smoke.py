@@ -30,6 +30,7 @@ SECTIONS = (
     "proactive_healing",
     "aws_model",
     "org_scan",
+    "package",
 )
 
 
@@ -79,6 +80,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_proactive(results["proactive_healing"])
     check_aws_model(results["aws_model"])
     check_org_scan(results["org_scan"])
+    check_package(results["package"])
     assert "9. Proactive healing" in done.stdout
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
@@ -145,15 +147,33 @@ def check_planner(planner: dict[str, Any]) -> None:
 
 def check_cold_start(cold: dict[str, Any]) -> None:
     boto3 = cold["boto3"]
-    assert all_numbers([boto3["import_ms"], boto3["peak_rss_mb"]]) and boto3["import_ms"] > 0
-    assert cold["handlers"]
-    for handler in cold["handlers"].values():
-        assert all_numbers([handler["import_ms"], handler["peak_rss_mb"], handler["extra_ms_after_boto3"]])
-        # the copy of the package was measured, and a handler loads boto3 and more
-        assert handler["origin_is_fresh_copy"] is True
+    assert all_numbers([boto3["wall_ms"], boto3["peak_rss_mb"]]) and boto3["wall_ms"] > 0
+    assert cold["handlers"] and set(cold["whole_process_ratio"]) == set(cold["handlers"])
+    for name, handler in cold["handlers"].items():
+        assert all_numbers([handler["whole_process_ratio"], handler["wall_ms"], handler["peak_rss_mb"]])
+        # the sam build artifact was measured, and a handler loads boto3's modules and more
+        assert handler["from_artifact"] is True
         assert handler["modules_loaded"] > boto3["modules_loaded"]
         assert "permheal" in handler["by_group_ms"]
-        assert close(handler["ratio_to_boto3"], handler["import_ms"] / boto3["import_ms"])
+        assert cold["whole_process_ratio"][name] == handler["whole_process_ratio"]
+        assert close(
+            handler["import_ms"], max(0.0, handler["wall_ms"] - cold["interpreter_ms"]), absolute=0.2
+        )
+    # an incident's imports are the sum of its sequential cold starts'
+    incident = cold["per_incident"]
+    heal = [h for h in ("detect", "resolve", "repair") if h in cold["handlers"]]
+    assert incident["sequential_cold_starts_to_heal"] == len(heal)
+    assert close(
+        incident["import_ms_to_heal"], sum(cold["handlers"][h]["import_ms"] for h in heal), absolute=0.5
+    )
+
+
+def check_package(package: dict[str, Any]) -> None:
+    # one artifact for every function of the template, and every figure a size
+    assert set(package["zip_bytes"]) >= {"DetectorFunction", "RepairPolicyFunction"}
+    assert all_numbers(package["zip_bytes"].values()) and len(set(package["zip_bytes"].values())) == 1
+    assert 0 < max(package["zip_bytes"].values()) < package["unzipped_bytes"]
+    assert sum(package["unzipped_bytes_by_entry"].values()) == package["unzipped_bytes"]
 
 
 def check_time_to_heal(heal: dict[str, Any]) -> None:

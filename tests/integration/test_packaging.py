@@ -44,7 +44,7 @@ STACK_FILES = [
 ]
 FUNCTIONS = sorted(function_specs(load_template(TEMPLATE)))
 # The Lambda package: permheal and the handlers' libraries. The runtime provides boto3/botocore.
-RUNTIME_LIBRARIES = {"aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions"}
+RUNTIME_LIBRARIES = {"aws_lambda_powertools", "jmespath", "typing_extensions"}
 
 
 def _name(requirement: str) -> str:
@@ -217,7 +217,7 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
     top = {
         p.name.removesuffix(".py")
         for p in artifact.iterdir()
-        if not p.name.endswith((".dist-info", "-stubs"))
+        if not p.name.endswith((".dist-info", "-stubs")) and p.name != "__pycache__"
     }
     # Then it is permheal plus the handlers' libraries: no boto3/botocore, no local AWS, no CLI
     assert top == {"permheal", *RUNTIME_LIBRARIES}
@@ -227,6 +227,12 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
     assert not (artifact / "permheal" / "org_scan.py").exists()  # `scan --org` is the CLI's alone
     assert not (artifact / "permheal" / "adapters" / "organization.py").exists()
     assert (artifact / "permheal" / "handlers").is_dir()
+    # And it ships python3.12 bytecode (/var/task is read-only: without it every cold start compiles
+    # every module), and none of the Powertools features no handler imports
+    compiled = {p.name for p in (artifact / "permheal" / "handlers" / "__pycache__").glob("*.pyc")}
+    assert "repair.cpython-312.pyc" in compiled
+    assert (artifact / "aws_lambda_powertools" / "logging").is_dir()
+    assert not (artifact / "aws_lambda_powertools" / "event_handler").exists()
 
 
 # Imports every handler from the artifact alone (plus the venv's boto3) and calls the summarize

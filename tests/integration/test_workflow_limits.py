@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from permheal import limits
-from permheal.adapters.apigateway import RestApi
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
 from permheal.arns import ApiRef, FunctionRef
@@ -28,6 +27,7 @@ from permheal.models import (
     Outcome,
     RemediationResult,
     RemovedStatement,
+    RestApi,
     Target,
     TargetKind,
 )

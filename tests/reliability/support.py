@@ -244,9 +244,19 @@ def install_faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
 
     from botocore.retries import standard
 
-    from permheal.adapters import account, apigateway, aws, deadletter, lambda_policy, ledger, workflow
+    from permheal.adapters import (
+        access_logs,
+        account,
+        apigateway,
+        aws,
+        deadletter,
+        lambda_policy,
+        ledger,
+        workflow,
+    )
 
-    assert all((account, apigateway, deadletter, lambda_policy, ledger, workflow))  # imported, so patched
+    # imported (Adapters imports its ports lazily), so patched
+    assert all((access_logs, account, apigateway, deadletter, lambda_policy, ledger, workflow))
 
     faults = Faults()
     original = aws.client

@@ -17,9 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from permheal import arns, detection, logparse
-from permheal.adapters.apigateway import RestApi
 from permheal.errors import PermhealError
-from permheal.models import Scope
+from permheal.models import RestApi, Scope
 from permheal.openapi import authorizers_from_list, from_resources
 from permheal.planner import PlanOptions, plan_repair, policy_after
 from permheal.policy import InvokeRequest, Policy, evaluate, gateway_grant, invoke_statement

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from permheal.adapters.apigateway import RestApi
 from permheal.adapters.ports import Adapters
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
-from permheal.models import FindingKind, Outcome, Scope, Target, TargetKind
+from permheal.models import FindingKind, Outcome, RestApi, Scope, Target, TargetKind
 from permheal.planner import PlanOptions
 from permheal.policy import Policy, invoke_statement
 from permheal.workflow.outcome import summarize
@@ -168,7 +167,8 @@ def test_the_manual_execution_input_names_the_api_as_typed() -> None:
 
 
 def test_the_proactive_execution_input_round_trips_its_trigger_and_wait() -> None:
-    from permheal.proactive import Trigger, Window, execution_input
+    from permheal.models import Trigger
+    from permheal.proactive import Window, execution_input
     from permheal.workflow.state import ExecutionInput
 
     # Given the input the proactive trigger writes for a deploy event

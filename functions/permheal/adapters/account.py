@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Identity:
+    """The partition and account permheal runs in: the only account whose functions it edits."""
+
     partition: str
     account: str
 

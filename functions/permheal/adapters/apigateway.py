@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from permheal.adapters.apigatewayv2 import ApiGatewayV2, V2Api, V2Definition
 from permheal.adapters.aws import client, error_code
 from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
+from permheal.models import RestApi
 from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
 
 if TYPE_CHECKING:
@@ -22,17 +23,9 @@ PAGE_SIZE = 500
 
 
 @dataclass(frozen=True)
-class RestApi:
-    """An API of any kind (the name predates HTTP and WebSocket APIs)."""
-
-    api_id: str
-    name: str
-    api_type: str = "REST"
-    """REST, HTTP or WEBSOCKET."""
-
-
-@dataclass(frozen=True)
 class Stage:
+    """A REST API stage: its variables, logging and what its deployment serves."""
+
     name: str
     variables: dict[str, str] = field(default_factory=dict)
     logging_level: str | None = None

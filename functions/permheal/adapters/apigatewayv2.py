@@ -35,6 +35,8 @@ PAGE_SIZE = "500"
 
 @dataclass(frozen=True)
 class V2Api:
+    """An HTTP or WebSocket API, as GetApis returns it."""
+
     api_id: str
     name: str
     protocol: str

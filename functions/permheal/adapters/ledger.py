@@ -35,6 +35,8 @@ class EntryKind:
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """One audit record: what permheal did (or refused) to one function for one API."""
+
     kind: str
     api_id: str
     function_key: str

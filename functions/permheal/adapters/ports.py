@@ -1,20 +1,24 @@
 """The AWS ports a run uses, each real one built on first use.
 
 A step builds only the clients it calls: the resolve Lambda never builds a Lambda client, the
-repair Lambda never an API Gateway one (each client costs a cold start tens of milliseconds).
-Tests and the local AWS pass their own doubles instead.
+repair Lambda never an API Gateway one (each client costs a cold start tens of milliseconds). A
+port's module is imported when the port is first used, for the same reason: the repair Lambda
+never loads the API Gateway and OpenAPI code. Tests and the local AWS pass their own doubles.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from permheal.adapters.access_logs import AccessLogStages
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
-from permheal.adapters.apigateway import ApiGateway
-from permheal.adapters.lambda_policy import LambdaPolicies
-from permheal.adapters.ledger import Ledger
+
+if TYPE_CHECKING:
+    from permheal.adapters.access_logs import AccessLogStages
+    from permheal.adapters.apigateway import ApiGateway
+    from permheal.adapters.lambda_policy import LambdaPolicies
+    from permheal.adapters.ledger import Ledger
 
 
 class Adapters:
@@ -48,12 +52,16 @@ class Adapters:
     @property
     def gateway(self) -> ApiGateway:
         if self._gateway is None:
+            from permheal.adapters.apigateway import ApiGateway
+
             self._gateway = ApiGateway()
         return self._gateway
 
     @property
     def policies(self) -> LambdaPolicies:
         if self._policies is None:
+            from permheal.adapters.lambda_policy import LambdaPolicies
+
             self._policies = LambdaPolicies()
         return self._policies
 
@@ -61,11 +69,15 @@ class Adapters:
     def access_logs(self) -> AccessLogStages:
         """v2 stages by access-log destination (only access-log incidents need it)."""
         if self._access_logs is None:
+            from permheal.adapters.access_logs import AccessLogStages
+
             self._access_logs = AccessLogStages(region=self.gateway.region)
         return self._access_logs
 
     @property
     def ledger(self) -> Ledger | None:
         if self._ledger is None and self._ledger_table:
+            from permheal.adapters.ledger import Ledger
+
             self._ledger = Ledger(self._ledger_table)
         return self._ledger

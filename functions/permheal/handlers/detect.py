@@ -17,12 +17,11 @@ from permheal.adapters.workflow import Workflow
 from permheal.config import DetectorSettings
 from permheal.detection import decode, detect
 from permheal.errors import ParseError
-from permheal.observability import logger, metrics, tracer
+from permheal.observability import logger, metrics
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = DetectorSettings.from_env()
     return handle(

@@ -11,14 +11,13 @@ from permheal.adapters.ledger import Ledger
 from permheal.config import Settings
 from permheal.errors import AwsCallError
 from permheal.handlers import adapters_for
-from permheal.observability import logger, metrics, tracer
+from permheal.observability import logger, metrics
 from permheal.workflow.resolve import resolve
 from permheal.workflow.state import ExecutionInput, Resolution
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event if isinstance(event, dict) else {}
     request = ExecutionInput.from_event(payload.get("request"))

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from permheal.adapters.apigateway import RestApi
 from permheal.adapters.ports import Adapters
 from permheal.arns import ApiRef
 from permheal.errors import NotFoundError
-from permheal.models import Finding, FindingKind, Target
+from permheal.models import Finding, FindingKind, RestApi, Target
 from permheal.planner import PlanOptions, plan_repair
 from permheal.workflow.outcome import with_api_type
 from permheal.workflow.repair import merge_findings

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from permheal.adapters.apigateway import RestApi
 from permheal.arns import ApiRef, FunctionRef
 from permheal.errors import ParseError
 from permheal.limits import (
@@ -26,8 +25,7 @@ from permheal.limits import (
     json_size,
     repair_budget,
 )
-from permheal.models import Change, Finding, Target
-from permheal.proactive import Trigger
+from permheal.models import Change, Finding, RestApi, Target, Trigger
 from permheal.targets import Hint
 
 MAX_STATE_FINDINGS = 50
