@@ -13,10 +13,19 @@ the line's API id and stage). The detector itself makes no AWS call but StartExe
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
+import zlib
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import accumulate, compress
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from permheal.accesslog import (
@@ -30,14 +39,16 @@ from permheal.accesslog import (
 from permheal.errors import ParseError
 from permheal.logparse import (
     EXECUTION_LOG_GROUP_PREFIX,
+    FAILURE_MARKS,
     PERMISSION_FAILURE_PHRASE,
+    PREFIXED_LINE,
     LineKind,
+    LogLine,
     RequestTrace,
-    group_by_request,
+    fold_request,
     is_execution_log_group,
-    may_be_failure,
-    parse_line,
     parse_log_group,
+    parse_text,
     request_id_of,
 )
 from permheal.targets import Hint
@@ -51,13 +62,19 @@ uses: REST/WebSocket execution-log failures, HTTP API access-log failures (integ
 the words after the apostrophe, which may be straight or curly) and assume-role failures (reported)."""
 DEFAULT_WINDOW_SECONDS = 900
 MAX_HINTS = 20
-_PREFIX_SCAN_LIMIT = 64
+_PREFIX_LENGTHS_LIMIT = 8
 _ORPHAN_KINDS = frozenset(
     {LineKind.PERMISSION_FAILURE, LineKind.HTTP_API_INTEGRATION_FAILURE, LineKind.ASSUME_ROLE_FAILURE}
 )
+_NO_HINT = Hint()
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 _LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
 """CloudWatch Logs' own rule for log group names."""
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_LSTRIP_BLANKS = methodcaller("lstrip", " \t")
+_TIMESTAMP = itemgetter("timestamp")
+_MESSAGE = itemgetter("message")
 
 
 @dataclass(frozen=True)
@@ -69,18 +86,26 @@ class LogBatch:
 
 
 def decode(event: Any) -> LogBatch:
-    """Decode `{"awslogs": {"data": base64(gzip(json))}}`; anything malformed is a ParseError."""
-    from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+    """Decode `{"awslogs": {"data": base64(gzip(json))}}`; anything malformed is a ParseError.
 
+    The standard library directly (what Powertools' CloudWatchLogsEvent does, without its wrappers):
+    this is most of the detector's time on a storm batch.
+    """
     if not isinstance(event, dict) or not isinstance(event.get("awslogs"), dict):
         raise ParseError('not a CloudWatch Logs subscription event (no "awslogs" object)')
     try:
-        data = CloudWatchLogsEvent(event).parse_logs_data()
-        # The raw dicts, not a wrapper object per event: this loop is the detector's hot path.
-        events = tuple((int(e["timestamp"]), str(e["message"])) for e in data.raw_event["logEvents"])
-        return LogBatch(str(data.log_group), str(data.message_type), events)
-    except ParseError:
-        raise
+        data = zlib.decompress(base64.b64decode(event["awslogs"]["data"]), zlib.MAX_WBITS | 32)
+        document = json.loads(data.decode("UTF-8"))
+        log_events = document["logEvents"]
+        # Two C-level passes instead of a Python loop building each pair.
+        events = tuple(
+            zip(
+                map(int, map(_TIMESTAMP, log_events)),
+                map(str, map(_MESSAGE, log_events)),
+                strict=True,
+            )
+        )
+        return LogBatch(str(document["logGroup"]), str(document["messageType"]), events)
     except Exception as exc:  # base64, gzip, UTF-8, JSON and shape errors all mean "cannot decode"
         raise ParseError(f"undecodable awslogs payload: {type(exc).__name__}: {exc}") from exc
 
@@ -150,35 +175,130 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
         and any(parse_access_line(message) is not None for _, message in batch.events)
     ):
         return _detect_access(batch, window_seconds)
+    return _detect_execution(batch, window_seconds)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Text:
+    """One distinct line text (after its request id) of a batch, parsed once however often it repeats."""
+
+    line: LogLine
+    trace: RequestTrace
+    """The trace of a request that has only this line: a storm's requests mostly do."""
+    hint: Hint
+    permission_failure: bool
+
+
+def _text(text: str) -> _Text:
+    line = parse_text(None, text)
+    trace = fold_request(None, (line,))
+    return _Text(line, trace, _hint(trace), line.kind is LineKind.PERMISSION_FAILURE)
+
+
+@dataclass(slots=True)
+class _Window:
+    """The failing requests of one window so far; ``hints`` None once they cannot narrow."""
+
+    failures: int
+    first_seen_ms: int
+    hints: list[Hint] | None
+
+
+def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
+    """REST and WebSocket execution logs: one incident per window of the log group's API and stage.
+
+    One pass splits each line's request id from its text and parses each distinct text once; a
+    second folds each request (in a storm: one line, whose trace its text already holds) into its
+    window, in first-seen order.
+    """
     api_id, stage = parse_log_group(batch.log_group)
-    lines = [(ts, parse_line(message)) for ts, message in _failing_requests(batch.events)]
-    # Lines without a request id only count when they are failures (each is its own trace).
-    first_seen = {
-        line.request_id: ts
-        for ts, line in reversed(lines)
-        if line.request_id is not None or line.kind in _ORPHAN_KINDS
-    }
-    traces = group_by_request(line for _, line in lines)
-    failing = [t for t in traces if t.permission_failure]
-    windows: dict[int, list[RequestTrace]] = {}
-    for trace in failing:
-        ts = first_seen.get(trace.request_id, batch.events[0][0] if batch.events else 0)
-        windows.setdefault(ts // 1000 // window_seconds * window_seconds, []).append(trace)
+    selected = _failing_requests(batch.events)
+    texts: dict[str, _Text] = {}
+    storm = _detect_storm(selected, window_seconds, texts)
+    if storm is not None:
+        window_start, failures, first_seen_ms, hints, failure_lines, roles = storm
+        incidents = ()
+        if failures:
+            incident = Incident(api_id, stage, window_start, batch.log_group, failures, first_seen_ms, hints)
+            incidents = (incident,)
+        return Detection(incidents, failure_lines, roles)
+    first: dict[str, tuple[int, _Text]] = {}
+    """Request id → (timestamp, text) of its first line, in log order."""
+    more: dict[str, list[LogLine]] = {}
+    """Request id → its later lines, for the requests that have more than one."""
+    orphans: list[tuple[int, _Text]] = []
+    """Failure lines without a request id: each is its own request."""
+    failure_lines = 0
+    split = PREFIXED_LINE.match
+    for ts, message in selected:
+        stripped = message.strip()
+        prefixed = split(stripped)
+        request_id, text = (None, stripped) if prefixed is None else prefixed.groups()
+        entry = texts.get(text)
+        if entry is None:
+            entry = texts[text] = _text(text)
+        if entry.permission_failure:
+            failure_lines += 1
+        if request_id is None:
+            if entry.line.kind in _ORPHAN_KINDS:
+                orphans.append((ts, entry))
+            continue
+        pair = (ts, entry)
+        if first.setdefault(request_id, pair) is not pair:
+            more.setdefault(request_id, []).append(entry.line)
+    span = window_seconds * 1000
+    windows: dict[int, _Window] = {}
+    roles: set[str] = set()
+    window = _Window(0, 0, None)
+    low = high = 0  # the window of the previous failure: consecutive ones mostly share it
+    for request_id, (ts, entry) in first.items():
+        if request_id in more:
+            trace = fold_request(request_id, (entry.line, *more[request_id]))
+            hint = _hint(trace)
+        else:
+            trace, hint = entry.trace, entry.hint
+        if trace.assume_role_failure is not None:
+            roles.add(trace.assume_role_failure)
+        if not trace.permission_failure:
+            continue
+        if not low <= ts < high:
+            low = ts // span * span
+            high = low + span
+            window = windows.setdefault(low, _Window(0, ts, []))
+        window.failures += 1
+        if ts < window.first_seen_ms:
+            window.first_seen_ms = ts
+        hints = window.hints
+        if hints is not None and hint not in hints:
+            if hint == _NO_HINT or len(hints) >= MAX_HINTS:
+                window.hints = None  # an unexplained failure (or too many routes): narrowing could miss it
+            else:
+                hints.append(hint)
+    if orphans:
+        # Every orphan is dated by the first one, and has no hint (no other line says anything about it).
+        orphan_ms = orphans[0][0]
+        for _, entry in orphans:
+            if entry.trace.assume_role_failure is not None:
+                roles.add(entry.trace.assume_role_failure)
+            if entry.trace.permission_failure:
+                low = orphan_ms // span * span
+                window = windows.setdefault(low, _Window(0, orphan_ms, []))
+                window.failures += 1
+                window.first_seen_ms = min(window.first_seen_ms, orphan_ms)
+                window.hints = None
     incidents = tuple(
         Incident(
             api_id,
             stage,
-            window,
+            start // 1000,
             batch.log_group,
-            len(group),
-            min(first_seen.get(t.request_id, 0) for t in group),
-            _hints(group),
+            found.failures,
+            found.first_seen_ms,
+            () if found.hints is None else tuple(found.hints),
         )
-        for window, group in sorted(windows.items())
+        for start, found in sorted(windows.items())
     )
-    roles = tuple(sorted({t.assume_role_failure for t in traces if t.assume_role_failure is not None}))
-    failure_lines = sum(1 for _, line in lines if line.kind is LineKind.PERMISSION_FAILURE)
-    return Detection(incidents, failure_lines, roles)
+    return Detection(incidents, failure_lines, tuple(sorted(roles)))
 
 
 def _detect_access(batch: LogBatch, window_seconds: int) -> Detection:
@@ -235,48 +355,130 @@ def _access_hints(failures: list[AccessFailure]) -> tuple[Hint, ...]:
     return tuple(hints) if len(hints) <= MAX_HINTS else ()
 
 
-def _failing_requests(events: tuple[tuple[int, str], ...]) -> list[tuple[int, str]]:
+_Storm = tuple[int, int, int, tuple[Hint, ...], int, tuple[str, ...]]
+"""(window start, failing requests, first seen ms, hints, failure lines, roles) of a one-window storm."""
+
+
+def _detect_storm(
+    selected: Sequence[tuple[int, str]], window_seconds: int, texts: dict[str, _Text]
+) -> _Storm | None:
+    """A storm batch without a loop per line, or None when the batch is not one; same result as the loop.
+
+    A storm batch is one line per request, every line `(request id) text` with ids of one length (UUIDs,
+    extended ids), in one window, and few distinct texts (they differ in their request ids): so the
+    request ids, the texts and their counts come out of C-level passes, and each distinct text is parsed
+    and folded once.
+    """
+    if not selected:
+        return None
+    stamps = list(map(_FIRST, selected))
+    span = window_seconds * 1000
+    if min(stamps) // span != max(stamps) // span:
+        return None
+    stripped = list(map(str.strip, map(_SECOND, selected)))
+    head = PREFIXED_LINE.match(stripped[0])
+    if head is None:
+        return None
+    end = head.end(1) + 1  # just after ")"
+    heads = "".join(map(itemgetter(slice(0, end)), stripped))
+    if len(heads) != end * len(stripped) or _uniform_prefixes(end - 2).fullmatch(heads) is None:
+        return None
+    request_ids = set(map(itemgetter(slice(1, end - 1)), stripped))
+    if len(request_ids) != len(stripped):
+        return None  # a request with several lines: the general fold
+    tail = stripped[0][end:]
+    if min(map(len, stripped)) == max(map(len, stripped)) and all(
+        map(methodcaller("endswith", tail), stripped)
+    ):
+        counts = Counter({tail.lstrip(" \t"): len(stripped)})  # one text: the usual storm
+    else:
+        counts = Counter(map(_LSTRIP_BLANKS, map(itemgetter(slice(end, None)), stripped)))
+    failures = failure_lines = 0
+    hints: list[Hint] | None = []
+    roles: set[str] = set()
+    for text, count in counts.items():  # in first-seen order
+        entry = texts.get(text)
+        if entry is None:
+            entry = texts[text] = _text(text)
+        trace, hint = entry.trace, entry.hint
+        if entry.permission_failure:
+            failure_lines += count
+        if trace.assume_role_failure is not None:
+            roles.add(trace.assume_role_failure)
+        if not trace.permission_failure:
+            continue
+        failures += count
+        if hints is not None and hint not in hints:
+            if hint == _NO_HINT or len(hints) >= MAX_HINTS:
+                hints = None
+            else:
+                hints.append(hint)
+    if failures and failures != len(stripped):
+        return None  # some requests did not fail: the first failure's timestamp needs the lines
+    window_start = stamps[0] // span * window_seconds
+    return (
+        window_start,
+        failures,
+        min(stamps),
+        () if hints is None else tuple(hints),
+        failure_lines,
+        tuple(sorted(roles)),
+    )
+
+
+@lru_cache(maxsize=8)
+def _uniform_prefixes(length: int) -> re.Pattern[str]:
+    """`(id)(id)…`: every line's request id prefix of one length, checked in one match over all of them."""
+    return re.compile(rf"(?:\([A-Za-z0-9+/=_-]{{{length}}}\))*")
+
+
+def _failing_requests(events: tuple[tuple[int, str], ...]) -> Sequence[tuple[int, str]]:
     """The lines of requests that have a failure line, in order: no other line can change a detection.
 
-    Most lines of a busy stage belong to healthy requests; a substring test per line and a prefix test
-    per line of the (few) failing request ids replace a full parse of each one.
+    Most lines of a busy stage belong to healthy requests: a substring search over the joined batch
+    finds the (few) failure lines, and a prefix test per line of the failing request ids replaces a
+    full parse of each one. A batch of mostly failures (a filtered storm) is returned as it is.
     """
-    flagged = [index for index, (_, message) in enumerate(events) if may_be_failure(message)]
+    messages = list(map(_SECOND, events))
+    try:
+        joined = "".join(messages)
+    except TypeError as exc:
+        raise ParseError(f"log messages must be strings: {exc}") from exc
+    if 2 * joined.count(FAILURE_MARKS[0]) > len(events):  # mostly failures (a filtered storm)
+        return events  # filtering saves nothing
+    ends = list(accumulate(map(len, messages)))
+    flagged: set[int] = set()
+    for mark in FAILURE_MARKS:
+        at = joined.find(mark)
+        while at >= 0:
+            index = bisect_right(ends, at)
+            if mark in messages[index]:  # not a match straddling two lines
+                flagged.add(index)
+            at = joined.find(mark, at + 1)
     if not flagged:
-        return []
-    if 2 * len(flagged) > len(events):  # mostly failures (a filtered storm batch): filtering saves nothing
-        return list(events)
-    ids = {request_id_of(events[index][1]) for index in flagged} - {None}
+        return ()
+    ids = {request_id_of(messages[index]) for index in flagged} - {None}
+    prefixes = {f"({rid})" for rid in ids}
+    lengths = {len(prefix) for prefix in prefixes}
     keep = set(flagged)
-    if len(ids) <= _PREFIX_SCAN_LIMIT:
-        prefixes = tuple(f"({rid})" for rid in ids if rid is not None)
-        return [
-            (ts, message)
-            for index, (ts, message) in enumerate(events)
-            if message.startswith(prefixes)
-            or index in keep
-            or (message[:1].isspace() and request_id_of(message) in ids)
-        ]
-    return [
-        (ts, message)
-        for index, (ts, message) in enumerate(events)
-        if index in keep or request_id_of(message) in ids
-    ]
+    if len(lengths) <= _PREFIX_LENGTHS_LIMIT:
+        # Lines that start (after blanks, as parse_line reads them) with a failing request's `(id)`:
+        # one C-level pass per id length (UUIDs: one).
+        indexes = range(len(messages))
+        for length in lengths:
+            heads = map(itemgetter(slice(0, length)), map(str.lstrip, messages))
+            keep.update(compress(indexes, map(prefixes.__contains__, heads)))
+    else:
+        keep.update(index for index, message in enumerate(messages) if request_id_of(message) in ids)
+    return [events[index] for index in sorted(keep)]
 
 
-def _hints(traces: list[RequestTrace]) -> tuple[Hint, ...]:
-    """Hints that narrow the search, or none when any failure is unexplained: narrowing then could miss it."""
-    hints: list[Hint] = []
-    for trace in traces:
-        hint = Hint(
-            method=None if trace.authorizer_failure else trace.method,
-            resource_path=None if trace.authorizer_failure else trace.resource_path,
-            authorizer_id=trace.authorizer_id if trace.authorizer_failure else None,
-            function=trace.function_hint,
-            route_key=None if trace.authorizer_failure else trace.route_key,
-        )
-        if hint == Hint():
-            return ()
-        if hint not in hints:
-            hints.append(hint)
-    return tuple(hints) if len(hints) <= MAX_HINTS else ()
+def _hint(trace: RequestTrace) -> Hint:
+    """What a failing request's lines say; an authorizer's failure names the authorizer, not a route."""
+    return Hint(
+        method=None if trace.authorizer_failure else trace.method,
+        resource_path=None if trace.authorizer_failure else trace.resource_path,
+        authorizer_id=trace.authorizer_id if trace.authorizer_failure else None,
+        function=trace.function_hint,
+        route_key=None if trace.authorizer_failure else trace.route_key,
+    )

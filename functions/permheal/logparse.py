@@ -17,17 +17,22 @@ from permheal.errors import ParseError
 
 __all__ = [
     "EXECUTION_LOG_GROUP_PREFIX",
+    "FAILURE_MARKS",
     "PERMISSION_FAILURE_PHRASE",
+    "PREFIXED_LINE",
     "LineKind",
     "LogLine",
     "RequestTrace",
+    "fold_request",
     "group_by_request",
     "is_execution_log_group",
     "is_permission_failure",
     "may_be_failure",
     "parse_line",
     "parse_log_group",
+    "parse_text",
     "request_id_of",
+    "split_prefix",
 ]
 
 PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
@@ -43,7 +48,10 @@ _CANARY_SUFFIX = "/Canary"
 """A canary's execution logs also go to `…_{api}/{stage}/Canary` (aws-facts.md §8): same API/stage."""
 
 # UUIDs (REST) and base64-ish extended ids (WebSocket, e.g. "Xyz12AbCdEFg=").
-_PREFIX = re.compile(r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*")
+_PREFIX_TEXT = r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*"
+_PREFIX = re.compile(_PREFIX_TEXT)
+PREFIXED_LINE = re.compile(_PREFIX_TEXT + "(.*)", re.DOTALL)
+"""One match splits a stripped line into (request id, text) exactly as split_prefix does: the hot path's."""
 
 _CONFIG_ERROR = "Execution failed due to configuration error: "
 _PERMISSION_FAILURE_TEXT = _CONFIG_ERROR + PERMISSION_FAILURE_PHRASE
@@ -200,6 +208,10 @@ def is_permission_failure(message: str) -> bool:
     return PERMISSION_FAILURE_PHRASE in message or _HTTP_API_MARK in message
 
 
+FAILURE_MARKS = (PERMISSION_FAILURE_PHRASE, _HTTP_API_MARK, _ASSUME_ROLE_PHRASE)
+"""Every line parse_line calls a failure (assume-role failures included) contains one of these."""
+
+
 def may_be_failure(message: str) -> bool:
     """A superset of every line parse_line calls a failure, assume-role failures included."""
     return is_permission_failure(message) or _ASSUME_ROLE_PHRASE in message
@@ -209,10 +221,10 @@ def request_id_of(message: str) -> str | None:
     """The request id a line starts with, read exactly as parse_line reads it."""
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
-    return _split_prefix(message.strip())[0]
+    return split_prefix(message.strip())[0]
 
 
-def _split_prefix(text: str) -> tuple[str | None, str]:
+def split_prefix(text: str) -> tuple[str | None, str]:
     """`(request id) rest` → (request id, rest); (None, text) when the line has no valid prefix."""
     if text.startswith("("):
         match = _PREFIX.match(text)
@@ -315,7 +327,16 @@ def parse_line(message: str) -> LogLine:
     """Classify one log message; junk becomes OTHER so one odd line never stops a batch."""
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
-    request_id, text = _split_prefix(message.strip())
+    request_id, text = split_prefix(message.strip())
+    return parse_text(request_id, text)
+
+
+def parse_text(request_id: str | None, text: str) -> LogLine:
+    """Classify a stripped line's text after its `(request id)` prefix.
+
+    Pure in both arguments and `request_id` is only copied, so the detector parses each distinct text
+    once per batch (a storm repeats a few texts under fresh request ids).
+    """
     if text.startswith(_CONFIG_ERROR):
         return _config_error_line(request_id, text)
     if text.startswith(_SENDING):
@@ -455,3 +476,11 @@ def group_by_request(lines: Iterable[LogLine]) -> list[RequestTrace]:
             builders.append(builder)
         builder.add(line)
     return [builder.build() for builder in builders]
+
+
+def fold_request(request_id: str | None, lines: Iterable[LogLine]) -> RequestTrace:
+    """The trace of one request from its lines in log order (their own request ids are not read)."""
+    builder = _TraceBuilder(request_id)
+    for line in lines:
+        builder.add(line)
+    return builder.build()
