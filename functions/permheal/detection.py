@@ -31,9 +31,10 @@ from typing import Any
 from permheal.accesslog import (
     ACCESS_LOG_PHRASE,
     ASSUME_ROLE_PHRASE,
-    AccessFailure,
     AccessFailureKind,
-    parse_access_line,
+    AccessKey,
+    may_hold_access_failure,
+    read_access_failures,
     route_hint,
 )
 from permheal.errors import ParseError
@@ -73,8 +74,6 @@ _LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _LSTRIP_BLANKS = methodcaller("lstrip", " \t")
-_TIMESTAMP = itemgetter("timestamp")
-_MESSAGE = itemgetter("message")
 
 
 @dataclass(frozen=True)
@@ -96,15 +95,7 @@ def decode(event: Any) -> LogBatch:
     try:
         data = zlib.decompress(base64.b64decode(event["awslogs"]["data"]), zlib.MAX_WBITS | 32)
         document = json.loads(data.decode("UTF-8"))
-        log_events = document["logEvents"]
-        # Two C-level passes instead of a Python loop building each pair.
-        events = tuple(
-            zip(
-                map(int, map(_TIMESTAMP, log_events)),
-                map(str, map(_MESSAGE, log_events)),
-                strict=True,
-            )
-        )
+        events = tuple([(int(e["timestamp"]), str(e["message"])) for e in document["logEvents"]])
         return LogBatch(str(document["logGroup"]), str(document["messageType"]), events)
     except Exception as exc:  # base64, gzip, UTF-8, JSON and shape errors all mean "cannot decode"
         raise ParseError(f"undecodable awslogs payload: {type(exc).__name__}: {exc}") from exc
@@ -169,13 +160,22 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
         return Detection()
     if batch.message_type != "DATA_MESSAGE":
         raise ParseError(f"unknown messageType {batch.message_type!r}")
-    if not is_execution_log_group(batch.log_group) or (
+    if not is_execution_log_group(batch.log_group):
+        return _detect_access(batch, window_seconds, _access_failures(batch.events))
+    if not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX):
         # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
-        not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX)
-        and any(parse_access_line(message) is not None for _, message in batch.events)
-    ):
-        return _detect_access(batch, window_seconds)
+        messages = list(map(_SECOND, batch.events))
+        if may_hold_access_failure(messages):
+            failures = _access_failures(batch.events)
+            if failures:
+                return _detect_access(batch, window_seconds, failures)
     return _detect_execution(batch, window_seconds)
+
+
+def _access_failures(events: Sequence[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
+    """(timestamp, failure) of every access-log failure line, in order."""
+    keys = read_access_failures(map(_SECOND, events))
+    return [(ts, key) for (ts, _), key in zip(events, keys, strict=True) if key is not None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -230,13 +230,18 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
     """Failure lines without a request id: each is its own request."""
     failure_lines = 0
     split = PREFIXED_LINE.match
+    previous_message: str | None = None
+    request_id: str | None = None
+    entry = _NO_TEXT
     for ts, message in selected:
-        stripped = message.strip()
-        prefixed = split(stripped)
-        request_id, text = (None, stripped) if prefixed is None else prefixed.groups()
-        entry = texts.get(text)
-        if entry is None:
-            entry = texts[text] = _text(text)
+        if message != previous_message:  # the same line again (a duplicate delivery) reads the same
+            previous_message = message
+            stripped = message.strip()
+            prefixed = split(stripped)
+            request_id, text = (None, stripped) if prefixed is None else prefixed.groups()
+            entry = texts.get(text)
+            if entry is None:
+                entry = texts[text] = _text(text)
         if entry.permission_failure:
             failure_lines += 1
         if request_id is None:
@@ -244,8 +249,15 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
                 orphans.append((ts, entry))
             continue
         pair = (ts, entry)
-        if first.setdefault(request_id, pair) is not pair:
-            more.setdefault(request_id, []).append(entry.line)
+        seen = first.setdefault(request_id, pair)
+        if seen is not pair:
+            # A line repeating its request's previous line changes nothing (folding is idempotent).
+            lines = more.get(request_id)
+            if lines is None:
+                if entry is not seen[1]:
+                    more[request_id] = [entry.line]
+            elif lines[-1] is not entry.line:
+                lines.append(entry.line)
     span = window_seconds * 1000
     windows: dict[int, _Window] = {}
     roles: set[str] = set()
@@ -301,13 +313,17 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
     return Detection(incidents, failure_lines, tuple(sorted(roles)))
 
 
-def _detect_access(batch: LogBatch, window_seconds: int) -> Detection:
+@dataclass(slots=True)
+class _AccessGroup:
+    """The failures of one (API id, stage, window) so far; ``routes`` None once they cannot narrow."""
+
+    failures: int
+    first_seen_ms: int
+    routes: dict[str, None] | None
+
+
+def _detect_access(batch: LogBatch, window_seconds: int, failures: list[tuple[int, AccessKey]]) -> Detection:
     """Access-log lines (HTTP APIs): one incident per (API id, stage as the line says, window)."""
-    failures: list[tuple[int, AccessFailure]] = []
-    for ts, message in batch.events:
-        found = parse_access_line(message)
-        if found is not None:
-            failures.append((ts, found))
     if not failures:
         # The subscription delivered something that is neither an execution log nor an access-log
         # failure: keep it for a person (dead letter), as any other payload the detector cannot use.
@@ -317,42 +333,50 @@ def _detect_access(batch: LogBatch, window_seconds: int) -> Detection:
         )
     if _LOG_GROUP_NAME.fullmatch(batch.log_group) is None:
         raise ParseError(f"invalid log group name {batch.log_group[:200]!r}")
-    roles = tuple(sorted({f.role_arn or "" for _, f in failures if f.kind is AccessFailureKind.ASSUME_ROLE}))
-    groups: dict[tuple[str | None, str | None, int], list[tuple[int, AccessFailure]]] = {}
-    for ts, failure in failures:
-        if failure.kind is AccessFailureKind.ASSUME_ROLE:
+    roles: set[str] = set()
+    groups: dict[tuple[str | None, str | None, int], _AccessGroup] = {}
+    span = window_seconds * 1000
+    for ts, (kind, api_id, stage, route_key, role_arn) in failures:
+        if kind is AccessFailureKind.ASSUME_ROLE:
+            roles.add(role_arn or "")
             continue
-        window = ts // 1000 // window_seconds * window_seconds
-        groups.setdefault((failure.api_id, failure.stage, window), []).append((ts, failure))
+        key = (api_id, stage, ts // span * window_seconds)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _AccessGroup(0, ts, {})
+        group.failures += 1
+        if ts < group.first_seen_ms:
+            group.first_seen_ms = ts
+        if group.routes is not None:
+            # Route hints, or none when any failure names no route or is an authorizer's (it hides the
+            # routes).
+            if kind is not AccessFailureKind.INTEGRATION or route_key is None:
+                group.routes = None
+            else:
+                group.routes[route_key] = None
     incidents = tuple(
         Incident(
             api_id,
             stage,
             window,
             batch.log_group,
-            len(group),
-            min(ts for ts, _ in group),
-            _access_hints([failure for _, failure in group]),
+            group.failures,
+            group.first_seen_ms,
+            _access_hints(group.routes),
             access_log=True,
         )
         for (api_id, stage, window), group in sorted(
             groups.items(), key=lambda item: (item[0][2], item[0][0] or "", item[0][1] or "")
         )
     )
-    return Detection(incidents, sum(len(group) for group in groups.values()), roles)
+    return Detection(incidents, sum(group.failures for group in groups.values()), tuple(sorted(roles)))
 
 
-def _access_hints(failures: list[AccessFailure]) -> tuple[Hint, ...]:
-    """Route hints, or none when any failure names no route or is an authorizer's (it hides the routes)."""
-    hints: list[Hint] = []
-    for failure in failures:
-        if failure.kind is not AccessFailureKind.INTEGRATION or failure.route_key is None:
-            return ()
-        method, path = route_hint(failure.route_key)
-        hint = Hint(method=method, resource_path=path, route_key=failure.route_key)
-        if hint not in hints:
-            hints.append(hint)
-    return tuple(hints) if len(hints) <= MAX_HINTS else ()
+def _access_hints(routes: dict[str, None] | None) -> tuple[Hint, ...]:
+    """One hint per route (in first-seen order), or none when they cannot narrow."""
+    if routes is None or len(routes) > MAX_HINTS:
+        return ()
+    return tuple(Hint(*route_hint(route), route_key=route) for route in routes)
 
 
 _Storm = tuple[int, int, int, tuple[Hint, ...], int, tuple[str, ...]]
@@ -482,3 +506,7 @@ def _hint(trace: RequestTrace) -> Hint:
         function=trace.function_hint,
         route_key=None if trace.authorizer_failure else trace.route_key,
     )
+
+
+_NO_TEXT = _text("")
+"""A placeholder before the first line (never read)."""
