@@ -174,7 +174,7 @@ def _method(route: str) -> str:
 def _access_json(index: int, api_id: str, stage: str, route: str) -> str:
     return json.dumps(
         {
-            "requestId": f"{uuid.UUID(int=index + 1).hex[:15].upper()}=",
+            "requestId": f"{uuid.UUID(int=index + 1).hex[-15:].upper()}=",
             "ip": f"203.0.113.{index % 250}",
             "requestTime": f"21/Nov/2025:10:{index // 60 % 60:02d}:{index % 60:02d} +0000",
             "httpMethod": _method(route),
@@ -216,7 +216,7 @@ def shapes(quick: bool) -> list[Shape]:
             "WebSocket failure lines (extended request ids) under /aws/apigateway/{api}/{stage}",
             WEBSOCKET_GROUP,
             [
-                (START_MS + i, f"({uuid.UUID(int=i + 1).hex[:15]}=) {FAILURE}")
+                (START_MS + i, f"({uuid.UUID(int=i + 1).hex[-15:]}=) {FAILURE}")
                 for i in range(storm_lines)
             ],
         ),
@@ -243,7 +243,7 @@ def shapes(quick: bool) -> list[Shape]:
                 (
                     START_MS + i,
                     f'203.0.113.{i % 250} - - [21/Nov/2025:10:00:00 +0000] "{_method(routes[i % 3])} '
-                    f'{routes[i % 3]} HTTP/1.1" 500 35 {uuid.UUID(int=i + 1).hex[:15].upper()}= '
+                    f'{routes[i % 3]} HTTP/1.1" 500 35 {uuid.UUID(int=i + 1).hex[-15:].upper()}= '
                     + INTEGRATION_ERROR,
                 )
                 for i in range(storm_lines)

@@ -136,32 +136,40 @@ def read_access_failures(messages: Iterable[str]) -> list[AccessKey | None]:
     and failure values classified once per batch.
     """
     memo: dict[tuple[str, str], AccessKey | None] = {}
+    interned: dict[AccessKey, AccessKey] = {}
     found: list[AccessKey | None] = []
+    append = found.append
     for message in messages:
         if not isinstance(message, str):
-            found.append(None)
+            append(None)
             continue
-        if _MARK in message:
+        at = message.find(_MARK)
+        if at >= 0:
             text = message.strip()
-            if not text.startswith("{"):
-                at = text.find(_MARK)
+            if text[:1] != "{":
+                if text is not message:
+                    at = text.find(_MARK)
                 opening = text.find('"')
                 closing = text.find('"', opening + 1) if opening >= 0 else -1
                 if at >= 0 and closing >= 0:
                     key = (text[opening : closing + 1], text[at:])
                     if key in memo:
-                        found.append(memo[key])
+                        append(memo[key])
                         continue
                     known = _read_clf(text, opening, closing, at)
                     if known is not False:
                         memo[key] = known
-                        found.append(known)
+                        append(known)
                         continue
         elif _ASSUME.search(message) is None:
-            found.append(None)
+            append(None)
             continue
         read = _read(message.strip(), request_id=False)
-        found.append(None if read is None else (read[0], read[1], read[2], read[3], read[5]))
+        if read is None:
+            append(None)
+        else:
+            failure = (read[0], read[1], read[2], read[3], read[5])
+            append(interned.setdefault(failure, failure))  # equal failures: one object (cheap to group)
     return found
 
 

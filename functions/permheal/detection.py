@@ -64,6 +64,8 @@ the words after the apostrophe, which may be straight or curly) and assume-role 
 DEFAULT_WINDOW_SECONDS = 900
 MAX_HINTS = 20
 _PREFIX_LENGTHS_LIMIT = 8
+_SCAN_BUDGET = 8_000_000
+"""Characters of joined text to search for failing request ids before a pass per line is cheaper."""
 _ORPHAN_KINDS = frozenset(
     {LineKind.PERMISSION_FAILURE, LineKind.HTTP_API_INTEGRATION_FAILURE, LineKind.ASSUME_ROLE_FAILURE}
 )
@@ -175,7 +177,7 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
 def _access_failures(events: Sequence[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
     """(timestamp, failure) of every access-log failure line, in order."""
     keys = read_access_failures(map(_SECOND, events))
-    return [(ts, key) for (ts, _), key in zip(events, keys, strict=True) if key is not None]
+    return list(compress(zip(map(_FIRST, events), keys, strict=True), keys))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -336,24 +338,35 @@ def _detect_access(batch: LogBatch, window_seconds: int, failures: list[tuple[in
     roles: set[str] = set()
     groups: dict[tuple[str | None, str | None, int], _AccessGroup] = {}
     span = window_seconds * 1000
-    for ts, (kind, api_id, stage, route_key, role_arn) in failures:
-        if kind is AccessFailureKind.ASSUME_ROLE:
-            roles.add(role_arn or "")
-            continue
-        key = (api_id, stage, ts // span * window_seconds)
-        group = groups.get(key)
+    low = high = 0
+    window: dict[int, _AccessGroup] = {}
+    """id(failure) → its group in the current window: a storm repeats a few (interned) failures."""
+    for ts, failure in failures:
+        if not low <= ts < high:
+            low = ts // span * span
+            high = low + span
+            window = {}
+        group = window.get(id(failure))
         if group is None:
-            group = groups[key] = _AccessGroup(0, ts, {})
+            kind, api_id, stage, route_key, role_arn = failure
+            if kind is AccessFailureKind.ASSUME_ROLE:
+                roles.add(role_arn or "")
+                continue
+            key = (api_id, stage, low // 1000)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _AccessGroup(0, ts, {})
+            if group.routes is not None:
+                # Route hints, or none when any failure names no route or is an authorizer's (it hides
+                # the routes).
+                if kind is not AccessFailureKind.INTEGRATION or route_key is None:
+                    group.routes = None
+                else:
+                    group.routes[route_key] = None
+            window[id(failure)] = group
         group.failures += 1
         if ts < group.first_seen_ms:
             group.first_seen_ms = ts
-        if group.routes is not None:
-            # Route hints, or none when any failure names no route or is an authorizer's (it hides the
-            # routes).
-            if kind is not AccessFailureKind.INTEGRATION or route_key is None:
-                group.routes = None
-            else:
-                group.routes[route_key] = None
     incidents = tuple(
         Incident(
             api_id,
@@ -485,7 +498,16 @@ def _failing_requests(events: tuple[tuple[int, str], ...]) -> Sequence[tuple[int
     prefixes = {f"({rid})" for rid in ids}
     lengths = {len(prefix) for prefix in prefixes}
     keep = set(flagged)
-    if len(lengths) <= _PREFIX_LENGTHS_LIMIT:
+    if len(prefixes) * len(joined) <= _SCAN_BUDGET:
+        # Few failing requests: find their `(id)` in the joined text, keep the lines it starts.
+        for prefix in prefixes:
+            at = joined.find(prefix)
+            while at >= 0:
+                index = bisect_right(ends, at)
+                if messages[index].lstrip().startswith(prefix):
+                    keep.add(index)
+                at = joined.find(prefix, at + 1)
+    elif len(lengths) <= _PREFIX_LENGTHS_LIMIT:
         # Lines that start (after blanks, as parse_line reads them) with a failing request's `(id)`:
         # one C-level pass per id length (UUIDs: one).
         indexes = range(len(messages))
