@@ -1,4 +1,4 @@
-"""1. Detector throughput: log events per second through decode + detect, next to a naive baseline, per batch shape.
+"""1. Detector throughput: events per second through decode + detect, next to a naive baseline, per shape.
 
 Shapes: one subscription delivery of ~1 MB of INFO-level execution-log text in which 1% of the requests
 fail (`mixed`), and what the subscription filter delivers in a storm: failure lines only, one request
@@ -215,16 +215,16 @@ def shapes(quick: bool) -> list[Shape]:
             "websocket",
             "WebSocket failure lines (extended request ids) under /aws/apigateway/{api}/{stage}",
             WEBSOCKET_GROUP,
-            [
-                (START_MS + i, f"({uuid.UUID(int=i + 1).hex[-15:]}=) {FAILURE}")
-                for i in range(storm_lines)
-            ],
+            [(START_MS + i, f"({uuid.UUID(int=i + 1).hex[-15:]}=) {FAILURE}") for i in range(storm_lines)],
         ),
         Shape(
             "access_json",
             "HTTP API access-log failures, JSON, one stage",
             ACCESS_GROUP,
-            [(START_MS + i, _access_json(i, "a1b2c3d4e5", "prod", routes[i % 3])) for i in range(storm_lines)],
+            [
+                (START_MS + i, _access_json(i, "a1b2c3d4e5", "prod", routes[i % 3]))
+                for i in range(storm_lines)
+            ],
         ),
         Shape(
             "access_json_many_apis",
@@ -315,7 +315,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         repeats,
     )
     detection = results["permheal"]
-    by_shape = {shape.name: measure(shape, repeats if shape is mixed else max(5, repeats // 2)) for shape in every}
+    by_shape = {
+        shape.name: measure(shape, repeats if shape is mixed else max(5, repeats // 2)) for shape in every
+    }
 
     def ms(seconds: float) -> float:
         return round(seconds * 1000, 2)

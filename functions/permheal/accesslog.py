@@ -206,9 +206,9 @@ def _read(text: str, request_id: bool = True) -> _Read | None:
         if isinstance(document, dict):
             values = list(document.values())
             if set(map(type, values)) == {str}:  # flat and all text, as most formats: one plan per key set
-                for index, name in _plan(tuple(document)):
+                for index, field in _plan(tuple(document)):
                     value = values[index]
-                    fields[name] = value if fields.get(name, value) == value else None
+                    fields[field] = value if fields.get(field, value) == value else None
             else:
                 values = []
                 for key, value in _top_leaves(document):

@@ -177,7 +177,7 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
 def _access_failures(events: Sequence[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
     """(timestamp, failure) of every access-log failure line, in order."""
     keys = read_access_failures(map(_SECOND, events))
-    return list(compress(zip(map(_FIRST, events), keys, strict=True), keys))
+    return [(ts, key) for ts, key in zip(map(_FIRST, events), keys, strict=True) if key is not None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -218,12 +218,9 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
     texts: dict[str, _Text] = {}
     storm = _detect_storm(selected, window_seconds, texts)
     if storm is not None:
-        window_start, failures, first_seen_ms, hints, failure_lines, roles = storm
-        incidents = ()
-        if failures:
-            incident = Incident(api_id, stage, window_start, batch.log_group, failures, first_seen_ms, hints)
-            incidents = (incident,)
-        return Detection(incidents, failure_lines, roles)
+        start, failing, first_ms, storm_hints, storm_lines, storm_roles = storm
+        found = Incident(api_id, stage, start, batch.log_group, failing, first_ms, storm_hints)
+        return Detection((found,) if failing else (), storm_lines, storm_roles)
     first: dict[str, tuple[int, _Text]] = {}
     """Request id → (timestamp, text) of its first line, in log order."""
     more: dict[str, list[LogLine]] = {}
@@ -241,9 +238,10 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
             stripped = message.strip()
             prefixed = split(stripped)
             request_id, text = (None, stripped) if prefixed is None else prefixed.groups()
-            entry = texts.get(text)
-            if entry is None:
-                entry = texts[text] = _text(text)
+            known = texts.get(text)
+            if known is None:
+                known = texts[text] = _text(text)
+            entry = known
         if entry.permission_failure:
             failure_lines += 1
         if request_id is None:
