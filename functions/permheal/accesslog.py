@@ -127,21 +127,21 @@ def may_hold_access_failure(messages: list[str]) -> bool:
     return any(_ASSUME.search(message) is not None for message in messages)
 
 
-def read_access_failures(messages: Iterable[str]) -> list[AccessKey | None]:
-    """What parse_access_line reads from each line (its request id aside), faster on a batch.
+def read_access_failures(events: Iterable[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
+    """(timestamp, what parse_access_line reads but the request id) of each failure line, in order.
 
-    A storm repeats a few failure messages and requests under fresh request ids, times and addresses:
-    a CLF line's route and failure depend only on its first quoted part and the text from the failure
-    message on, so those are read once per batch; JSON lines are parsed once each, their key names
-    and failure values classified once per batch.
+    Faster on a batch: a storm repeats a few failure messages and requests under fresh request ids,
+    times and addresses. A CLF line's route and failure depend only on its first quoted part and the
+    text from the failure message on, so each such pair is read once per batch; JSON lines are parsed
+    once each, their key names and failure values classified once per batch.
     """
     memo: dict[tuple[str, str], AccessKey | None] = {}
     interned: dict[AccessKey, AccessKey] = {}
-    found: list[AccessKey | None] = []
+    found: list[tuple[int, AccessKey]] = []
     append = found.append
-    for message in messages:
+    suffix = ""  # the previous CLF line's text from the failure message on: a storm repeats it
+    for ts, message in events:
         if not isinstance(message, str):
-            append(None)
             continue
         at = message.find(_MARK)
         if at >= 0:
@@ -152,25 +152,35 @@ def read_access_failures(messages: Iterable[str]) -> list[AccessKey | None]:
                 opening = text.find('"')
                 closing = text.find('"', opening + 1) if opening >= 0 else -1
                 if at >= 0 and closing >= 0:
-                    key = (text[opening : closing + 1], text[at:])
-                    if key in memo:
-                        append(memo[key])
-                        continue
-                    known = _read_clf(text, opening, closing, at)
-                    if known is not False:
-                        memo[key] = known
-                        append(known)
-                        continue
+                    if len(text) - at != len(suffix) or not text.endswith(suffix):
+                        suffix = text[at:]
+                    key = (text[opening : closing + 1], suffix)
+                    try:
+                        known = memo[key]
+                    except KeyError:
+                        read_clf = _read_clf(text, opening, closing, at)
+                        if read_clf is False:
+                            known = _read_key(text, interned)
+                        else:
+                            known = memo[key] = read_clf
+                    if known is not None:
+                        append((ts, known))
+                    continue
         elif _ASSUME.search(message) is None:
-            append(None)
             continue
-        read = _read(message.strip(), request_id=False)
-        if read is None:
-            append(None)
-        else:
-            failure = (read[0], read[1], read[2], read[3], read[5])
-            append(interned.setdefault(failure, failure))  # equal failures: one object (cheap to group)
+        known = _read_key(message.strip(), interned)
+        if known is not None:
+            append((ts, known))
     return found
+
+
+def _read_key(text: str, interned: dict[AccessKey, AccessKey]) -> AccessKey | None:
+    """_read without the request id; equal failures are one object (cheap to group)."""
+    read = _read(text, request_id=False)
+    if read is None:
+        return None
+    key = (read[0], read[1], read[2], read[3], read[5])
+    return interned.setdefault(key, key)
 
 
 def _read_clf(text: str, opening: int, closing: int, at: int) -> AccessKey | Literal[False] | None:

@@ -20,13 +20,13 @@ import re
 import zlib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import accumulate, compress
 from operator import itemgetter, methodcaller
-from typing import Any
+from typing import Any, overload
 
 from permheal.accesslog import (
     ACCESS_LOG_PHRASE,
@@ -73,6 +73,8 @@ _NO_HINT = Hint()
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 _LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
 """CloudWatch Logs' own rule for log group names."""
+_TIMESTAMP = itemgetter("timestamp")
+_MESSAGE = itemgetter("message")
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _LSTRIP_BLANKS = methodcaller("lstrip", " \t")
@@ -82,8 +84,56 @@ _LSTRIP_BLANKS = methodcaller("lstrip", " \t")
 class LogBatch:
     log_group: str
     message_type: str
-    events: tuple[tuple[int, str], ...]
+    events: Sequence[tuple[int, str]]
     """(timestamp in ms, message) pairs."""
+
+
+class _Events(Sequence[tuple[int, str]]):
+    """A decoded batch's (timestamp, message) pairs, held as two columns: no object per event.
+
+    Equal to (and hashed as) the tuple of its pairs, so a LogBatch compares as before.
+    """
+
+    __slots__ = ("messages", "stamps")
+
+    def __init__(self, stamps: list[int], messages: list[str]) -> None:
+        self.stamps = stamps
+        self.messages = messages
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[int, str], ...]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, str] | tuple[tuple[int, str], ...]:
+        if isinstance(index, slice):
+            return tuple(zip(self.stamps[index], self.messages[index], strict=True))
+        return self.stamps[index], self.messages[index]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return zip(self.stamps, self.messages, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Events):
+            return self.stamps == other.stamps and self.messages == other.messages
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def _columns(events: Sequence[tuple[int, str]]) -> tuple[list[int], list[str]]:
+    """(timestamps, messages) of a batch's events; a decoded batch's own lists (read them only)."""
+    if isinstance(events, _Events):
+        return events.stamps, events.messages
+    return list(map(_FIRST, events)), list(map(_SECOND, events))
 
 
 def decode(event: Any) -> LogBatch:
@@ -97,8 +147,15 @@ def decode(event: Any) -> LogBatch:
     try:
         data = zlib.decompress(base64.b64decode(event["awslogs"]["data"]), zlib.MAX_WBITS | 32)
         document = json.loads(data.decode("UTF-8"))
-        events = tuple([(int(e["timestamp"]), str(e["message"])) for e in document["logEvents"]])
-        return LogBatch(str(document["logGroup"]), str(document["messageType"]), events)
+        log_events = document["logEvents"]
+        # Two columns by C-level passes, converted (int(), str()) only when a value is not one already.
+        stamps = list(map(_TIMESTAMP, log_events))
+        messages = list(map(_MESSAGE, log_events))
+        if set(map(type, stamps)) - {int}:
+            stamps = [int(stamp) for stamp in stamps]
+        if set(map(type, messages)) - {str}:
+            messages = [str(message) for message in messages]
+        return LogBatch(str(document["logGroup"]), str(document["messageType"]), _Events(stamps, messages))
     except Exception as exc:  # base64, gzip, UTF-8, JSON and shape errors all mean "cannot decode"
         raise ParseError(f"undecodable awslogs payload: {type(exc).__name__}: {exc}") from exc
 
@@ -164,20 +221,19 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
         raise ParseError(f"unknown messageType {batch.message_type!r}")
     if not is_execution_log_group(batch.log_group):
         return _detect_access(batch, window_seconds, _access_failures(batch.events))
-    if not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX):
-        # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
-        messages = list(map(_SECOND, batch.events))
-        if may_hold_access_failure(messages):
-            failures = _access_failures(batch.events)
-            if failures:
-                return _detect_access(batch, window_seconds, failures)
+    # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
+    if not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX) and may_hold_access_failure(
+        _columns(batch.events)[1]
+    ):
+        failures = _access_failures(batch.events)
+        if failures:
+            return _detect_access(batch, window_seconds, failures)
     return _detect_execution(batch, window_seconds)
 
 
 def _access_failures(events: Sequence[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
     """(timestamp, failure) of every access-log failure line, in order."""
-    keys = read_access_failures(map(_SECOND, events))
-    return [(ts, key) for ts, key in zip(map(_FIRST, events), keys, strict=True) if key is not None]
+    return read_access_failures(events)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -406,11 +462,11 @@ def _detect_storm(
     """
     if not selected:
         return None
-    stamps = list(map(_FIRST, selected))
+    stamps, messages = _columns(selected)
     span = window_seconds * 1000
     if min(stamps) // span != max(stamps) // span:
         return None
-    stripped = list(map(str.strip, map(_SECOND, selected)))
+    stripped = list(map(str.strip, messages))
     head = PREFIXED_LINE.match(stripped[0])
     if head is None:
         return None
@@ -467,14 +523,14 @@ def _uniform_prefixes(length: int) -> re.Pattern[str]:
     return re.compile(rf"(?:\([A-Za-z0-9+/=_-]{{{length}}}\))*")
 
 
-def _failing_requests(events: tuple[tuple[int, str], ...]) -> Sequence[tuple[int, str]]:
+def _failing_requests(events: Sequence[tuple[int, str]]) -> Sequence[tuple[int, str]]:
     """The lines of requests that have a failure line, in order: no other line can change a detection.
 
     Most lines of a busy stage belong to healthy requests: a substring search over the joined batch
     finds the (few) failure lines, and a prefix test per line of the failing request ids replaces a
     full parse of each one. A batch of mostly failures (a filtered storm) is returned as it is.
     """
-    messages = list(map(_SECOND, events))
+    messages = _columns(events)[1]
     try:
         joined = "".join(messages)
     except TypeError as exc:
