@@ -535,8 +535,12 @@ def _failing_requests(events: Sequence[tuple[int, str]]) -> Sequence[tuple[int, 
         joined = "".join(messages)
     except TypeError as exc:
         raise ParseError(f"log messages must be strings: {exc}") from exc
-    if 2 * joined.count(FAILURE_MARKS[0]) > len(events):  # mostly failures (a filtered storm)
-        return events  # filtering saves nothing
+    if not messages:
+        return ()
+    first = FAILURE_MARKS[0]
+    # Mostly failures (a filtered storm: it starts with one): filtering would save nothing.
+    if first in messages[0] and 2 * joined.count(first) > len(messages):
+        return events
     ends = list(accumulate(map(len, messages)))
     flagged: set[int] = set()
     for mark in FAILURE_MARKS:
