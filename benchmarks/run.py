@@ -133,7 +133,7 @@ def _detector_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ),
     ] + [
         (
-            f"events/s, {name} ({shape['events']:,} events: {shape['what']})",
+            f"events/s, {name.replace('_', ' ')} ({shape['events']:,} events)",
             f"{_n(shape['events_per_second'])} (baseline {_n(shape['baseline_events_per_second'])}, "
             f"{shape['ratio']:.2f}x); same: {shape['same_as_baseline']}",
         )

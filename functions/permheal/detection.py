@@ -9,6 +9,12 @@ API and stage only when the user's format includes them, and anyone who can writ
 forge them, so an access-log incident names its *log group*: the resolve step finds the stage(s)
 whose access-log destination is that group through the control plane (narrowed, never widened, by
 the line's API id and stage). The detector itself makes no AWS call but StartExecution.
+
+Speed (issue 15): a storm delivers thousands of lines that differ only in their request ids, times
+and addresses, so nothing here costs a Python object or a parse per line that a batch-level pass or
+a per-batch memo can replace: events stay two columns, each distinct line text is parsed once, a
+storm of one-line requests is counted by C-level passes, and the pre-optimisation detector kept in
+tests/reference must find exactly the same (tests/unit/test_detection_equivalence.py).
 """
 
 from __future__ import annotations
@@ -220,20 +226,15 @@ def detect(batch: LogBatch, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> Det
     if batch.message_type != "DATA_MESSAGE":
         raise ParseError(f"unknown messageType {batch.message_type!r}")
     if not is_execution_log_group(batch.log_group):
-        return _detect_access(batch, window_seconds, _access_failures(batch.events))
+        return _detect_access(batch, window_seconds, read_access_failures(batch.events))
     # `/aws/apigateway/{a}/{b}` may also be a user's access-log group: its lines tell
     if not batch.log_group.startswith(EXECUTION_LOG_GROUP_PREFIX) and may_hold_access_failure(
         _columns(batch.events)[1]
     ):
-        failures = _access_failures(batch.events)
+        failures = read_access_failures(batch.events)
         if failures:
             return _detect_access(batch, window_seconds, failures)
     return _detect_execution(batch, window_seconds)
-
-
-def _access_failures(events: Sequence[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
-    """(timestamp, failure) of every access-log failure line, in order."""
-    return read_access_failures(events)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -261,28 +262,95 @@ class _Window:
     first_seen_ms: int
     hints: list[Hint] | None
 
+    def add(self, ts: int, hint: Hint, requests: int = 1) -> None:
+        """More failing requests (with one hint), the first seen at `ts`."""
+        self.failures += requests
+        if ts < self.first_seen_ms:
+            self.first_seen_ms = ts
+        hints = self.hints
+        if hints is not None and hint not in hints:
+            if hint == _NO_HINT or len(hints) >= MAX_HINTS:
+                self.hints = None  # an unexplained failure (or too many routes): narrowing could miss it
+            else:
+                hints.append(hint)
+
+
+@dataclass(slots=True)
+class _Requests:
+    """A batch's lines folded per request, in first-seen order (request ids: the execution log's)."""
+
+    first: dict[str, tuple[int, _Text]]
+    """Request id → (timestamp, text) of its first line."""
+    more: dict[str, list[LogLine]]
+    """Request id → its later lines, for the requests that have more than one."""
+    orphans: list[tuple[int, _Text]]
+    """Failure lines without a request id: each is its own request."""
+    failure_lines: int
+
 
 def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
     """REST and WebSocket execution logs: one incident per window of the log group's API and stage.
 
-    One pass splits each line's request id from its text and parses each distinct text once; a
-    second folds each request (in a storm: one line, whose trace its text already holds) into its
-    window, in first-seen order.
+    A storm of one-line requests is counted by batch-level passes; anything else is read line by line
+    (each distinct text parsed once) and each request folded into its window, in first-seen order.
     """
     api_id, stage = parse_log_group(batch.log_group)
     selected = _failing_requests(batch.events)
     texts: dict[str, _Text] = {}
     storm = _detect_storm(selected, window_seconds, texts)
     if storm is not None:
-        start, failing, first_ms, storm_hints, storm_lines, storm_roles = storm
-        found = Incident(api_id, stage, start, batch.log_group, failing, first_ms, storm_hints)
-        return Detection((found,) if failing else (), storm_lines, storm_roles)
-    first: dict[str, tuple[int, _Text]] = {}
-    """Request id → (timestamp, text) of its first line, in log order."""
-    more: dict[str, list[LogLine]] = {}
-    """Request id → its later lines, for the requests that have more than one."""
-    orphans: list[tuple[int, _Text]] = []
-    """Failure lines without a request id: each is its own request."""
+        start, window, storm_lines, storm_roles = storm
+        hints = () if window.hints is None else tuple(window.hints)
+        found = Incident(api_id, stage, start, batch.log_group, window.failures, window.first_seen_ms, hints)
+        return Detection((found,) if window.failures else (), storm_lines, storm_roles)
+    requests = _requests(selected, texts)
+    span = window_seconds * 1000
+    windows: dict[int, _Window] = {}
+    roles: set[str] = set()
+    window = _Window(0, 0, None)
+    low = high = 0  # the window of the previous failure: consecutive ones mostly share it
+    for request_id, (ts, entry) in requests.first.items():
+        more = requests.more.get(request_id)
+        if more is None:
+            trace, hint = entry.trace, entry.hint
+        else:
+            trace = fold_request(request_id, (entry.line, *more))
+            hint = _hint(trace)
+        if trace.assume_role_failure is not None:
+            roles.add(trace.assume_role_failure)
+        if trace.permission_failure:
+            if not low <= ts < high:
+                low = ts // span * span
+                high = low + span
+                window = windows.setdefault(low, _Window(0, ts, []))
+            window.add(ts, hint)
+    if requests.orphans:
+        orphan_ms = requests.orphans[0][0]  # every orphan is dated by the first one
+        for _, entry in requests.orphans:
+            if entry.trace.assume_role_failure is not None:
+                roles.add(entry.trace.assume_role_failure)
+            if entry.trace.permission_failure:
+                low = orphan_ms // span * span
+                windows.setdefault(low, _Window(0, orphan_ms, [])).add(orphan_ms, entry.hint)
+    incidents = tuple(
+        Incident(
+            api_id,
+            stage,
+            start // 1000,
+            batch.log_group,
+            found.failures,
+            found.first_seen_ms,
+            () if found.hints is None else tuple(found.hints),
+        )
+        for start, found in sorted(windows.items())
+    )
+    return Detection(incidents, requests.failure_lines, tuple(sorted(roles)))
+
+
+def _requests(selected: Sequence[tuple[int, str]], texts: dict[str, _Text]) -> _Requests:
+    """Split each line into request id and text, parse each distinct text once, group by request."""
+    found = _Requests({}, {}, [], 0)
+    first, more, orphans = found.first, found.more, found.orphans
     failure_lines = 0
     split = PREFIXED_LINE.match
     previous_message: str | None = None
@@ -314,59 +382,8 @@ def _detect_execution(batch: LogBatch, window_seconds: int) -> Detection:
                     more[request_id] = [entry.line]
             elif lines[-1] is not entry.line:
                 lines.append(entry.line)
-    span = window_seconds * 1000
-    windows: dict[int, _Window] = {}
-    roles: set[str] = set()
-    window = _Window(0, 0, None)
-    low = high = 0  # the window of the previous failure: consecutive ones mostly share it
-    for request_id, (ts, entry) in first.items():
-        if request_id in more:
-            trace = fold_request(request_id, (entry.line, *more[request_id]))
-            hint = _hint(trace)
-        else:
-            trace, hint = entry.trace, entry.hint
-        if trace.assume_role_failure is not None:
-            roles.add(trace.assume_role_failure)
-        if not trace.permission_failure:
-            continue
-        if not low <= ts < high:
-            low = ts // span * span
-            high = low + span
-            window = windows.setdefault(low, _Window(0, ts, []))
-        window.failures += 1
-        if ts < window.first_seen_ms:
-            window.first_seen_ms = ts
-        hints = window.hints
-        if hints is not None and hint not in hints:
-            if hint == _NO_HINT or len(hints) >= MAX_HINTS:
-                window.hints = None  # an unexplained failure (or too many routes): narrowing could miss it
-            else:
-                hints.append(hint)
-    if orphans:
-        # Every orphan is dated by the first one, and has no hint (no other line says anything about it).
-        orphan_ms = orphans[0][0]
-        for _, entry in orphans:
-            if entry.trace.assume_role_failure is not None:
-                roles.add(entry.trace.assume_role_failure)
-            if entry.trace.permission_failure:
-                low = orphan_ms // span * span
-                window = windows.setdefault(low, _Window(0, orphan_ms, []))
-                window.failures += 1
-                window.first_seen_ms = min(window.first_seen_ms, orphan_ms)
-                window.hints = None
-    incidents = tuple(
-        Incident(
-            api_id,
-            stage,
-            start // 1000,
-            batch.log_group,
-            found.failures,
-            found.first_seen_ms,
-            () if found.hints is None else tuple(found.hints),
-        )
-        for start, found in sorted(windows.items())
-    )
-    return Detection(incidents, failure_lines, tuple(sorted(roles)))
+    found.failure_lines = failure_lines
+    return found
 
 
 @dataclass(slots=True)
@@ -446,19 +463,15 @@ def _access_hints(routes: dict[str, None] | None) -> tuple[Hint, ...]:
     return tuple(Hint(*route_hint(route), route_key=route) for route in routes)
 
 
-_Storm = tuple[int, int, int, tuple[Hint, ...], int, tuple[str, ...]]
-"""(window start, failing requests, first seen ms, hints, failure lines, roles) of a one-window storm."""
-
-
 def _detect_storm(
     selected: Sequence[tuple[int, str]], window_seconds: int, texts: dict[str, _Text]
-) -> _Storm | None:
+) -> tuple[int, _Window, int, tuple[str, ...]] | None:
     """A storm batch without a loop per line, or None when the batch is not one; same result as the loop.
 
     A storm batch is one line per request, every line `(request id) text` with ids of one length (UUIDs,
     extended ids), in one window, and few distinct texts (they differ in their request ids): so the
     request ids, the texts and their counts come out of C-level passes, and each distinct text is parsed
-    and folded once.
+    and folded once. Returns (window start, its failures, failure lines, role failures).
     """
     if not selected:
         return None
@@ -484,37 +497,23 @@ def _detect_storm(
         counts = Counter({tail.lstrip(" \t"): len(stripped)})  # one text: the usual storm
     else:
         counts = Counter(map(_LSTRIP_BLANKS, map(itemgetter(slice(end, None)), stripped)))
-    failures = failure_lines = 0
-    hints: list[Hint] | None = []
+    first_ms = min(stamps)
+    window = _Window(0, first_ms, [])
+    failure_lines = 0
     roles: set[str] = set()
     for text, count in counts.items():  # in first-seen order
         entry = texts.get(text)
         if entry is None:
             entry = texts[text] = _text(text)
-        trace, hint = entry.trace, entry.hint
         if entry.permission_failure:
             failure_lines += count
-        if trace.assume_role_failure is not None:
-            roles.add(trace.assume_role_failure)
-        if not trace.permission_failure:
-            continue
-        failures += count
-        if hints is not None and hint not in hints:
-            if hint == _NO_HINT or len(hints) >= MAX_HINTS:
-                hints = None
-            else:
-                hints.append(hint)
-    if failures and failures != len(stripped):
+        if entry.trace.assume_role_failure is not None:
+            roles.add(entry.trace.assume_role_failure)
+        if entry.trace.permission_failure:
+            window.add(first_ms, entry.hint, count)
+    if window.failures and window.failures != len(stripped):
         return None  # some requests did not fail: the first failure's timestamp needs the lines
-    window_start = stamps[0] // span * window_seconds
-    return (
-        window_start,
-        failures,
-        min(stamps),
-        () if hints is None else tuple(hints),
-        failure_lines,
-        tuple(sorted(roles)),
-    )
+    return stamps[0] // span * window_seconds, window, failure_lines, tuple(sorted(roles))
 
 
 @lru_cache(maxsize=8)
