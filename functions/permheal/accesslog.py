@@ -135,11 +135,13 @@ def read_access_failures(events: Iterable[tuple[int, str]]) -> list[tuple[int, A
     text from the failure message on, so each such pair is read once per batch; JSON lines are parsed
     once each, their key names and failure values classified once per batch.
     """
-    memo: dict[tuple[str, str], AccessKey | None] = {}
+    memo: dict[str, dict[str, AccessKey | None]] = {}
+    """Text from the failure message on → first quoted part → what the line reads."""
     interned: dict[AccessKey, AccessKey] = {}
     found: list[tuple[int, AccessKey]] = []
     append = found.append
     suffix = ""  # the previous CLF line's text from the failure message on: a storm repeats it
+    requests = memo.setdefault(suffix, {})
     for ts, message in events:
         if not isinstance(message, str):
             continue
@@ -154,15 +156,16 @@ def read_access_failures(events: Iterable[tuple[int, str]]) -> list[tuple[int, A
                 if at >= 0 and closing >= 0:
                     if len(text) - at != len(suffix) or not text.endswith(suffix):
                         suffix = text[at:]
-                    key = (text[opening : closing + 1], suffix)
+                        requests = memo.setdefault(suffix, {})
+                    segment = text[opening : closing + 1]
                     try:
-                        known = memo[key]
+                        known = requests[segment]
                     except KeyError:
                         read_clf = _read_clf(text, opening, closing, at)
                         if read_clf is False:
                             known = _read_key(text, interned)
                         else:
-                            known = memo[key] = read_clf
+                            known = requests[segment] = read_clf
                     if known is not None:
                         append((ts, known))
                     continue
