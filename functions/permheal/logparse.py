@@ -32,7 +32,6 @@ __all__ = [
     "parse_log_group",
     "parse_text",
     "request_id_of",
-    "split_prefix",
 ]
 
 PERMISSION_FAILURE_PHRASE = "Invalid permissions on Lambda function"
@@ -51,7 +50,7 @@ _CANARY_SUFFIX = "/Canary"
 _PREFIX_TEXT = r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*"
 _PREFIX = re.compile(_PREFIX_TEXT)
 PREFIXED_LINE = re.compile(_PREFIX_TEXT + "(.*)", re.DOTALL)
-"""One match splits a stripped line into (request id, text) exactly as split_prefix does: the hot path's."""
+"""One match splits a stripped line into (request id, text) exactly as _split_prefix does: the hot path's."""
 
 _CONFIG_ERROR = "Execution failed due to configuration error: "
 _PERMISSION_FAILURE_TEXT = _CONFIG_ERROR + PERMISSION_FAILURE_PHRASE
@@ -221,10 +220,10 @@ def request_id_of(message: str) -> str | None:
     """The request id a line starts with, read exactly as parse_line reads it."""
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
-    return split_prefix(message.strip())[0]
+    return _split_prefix(message.strip())[0]
 
 
-def split_prefix(text: str) -> tuple[str | None, str]:
+def _split_prefix(text: str) -> tuple[str | None, str]:
     """`(request id) rest` → (request id, rest); (None, text) when the line has no valid prefix."""
     if text.startswith("("):
         match = _PREFIX.match(text)
@@ -327,7 +326,7 @@ def parse_line(message: str) -> LogLine:
     """Classify one log message; junk becomes OTHER so one odd line never stops a batch."""
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
-    request_id, text = split_prefix(message.strip())
+    request_id, text = _split_prefix(message.strip())
     return parse_text(request_id, text)
 
 
