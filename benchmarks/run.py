@@ -150,6 +150,14 @@ def _detector_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
             f"{_n(storm['events_per_second'])} (baseline {_n(storm['baseline_events_per_second'])}, "
             f"{storm['ratio']:.2f}x)",
         ),
+    ] + [
+        (
+            f"events/s, {name.replace('_', ' ')} ({shape['events']:,} events)",
+            f"{_n(shape['events_per_second'])} (baseline {_n(shape['baseline_events_per_second'])}, "
+            f"{shape['ratio']:.2f}x); same: {shape['same_as_baseline']}",
+        )
+        for name, shape in d.get("shapes", {}).items()
+        if name not in ("mixed", "storm_batch")
     ]
 
 

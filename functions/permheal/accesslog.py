@@ -29,7 +29,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 from permheal.errors import AmbiguousApiError, NotFoundError
 
@@ -39,11 +40,14 @@ __all__ = [
     "ASSUME_ROLE_PHRASE",
     "AccessFailure",
     "AccessFailureKind",
+    "AccessKey",
     "StageLog",
     "locate_stage",
     "log_group_of",
     "may_be_access_failure",
+    "may_hold_access_failure",
     "parse_access_line",
+    "read_access_failures",
     "route_hint",
     "stages_writing_to",
 ]
@@ -102,7 +106,109 @@ def parse_access_line(message: str) -> AccessFailure | None:
     """The failure a line reports, or None: an access line that is not a permission failure."""
     if not isinstance(message, str) or not may_be_access_failure(message):
         return None
-    text = message.strip()
+    found = _read(message.strip())
+    return None if found is None else AccessFailure(*found)
+
+
+AccessKey = tuple[AccessFailureKind, str | None, str | None, str | None, str | None]
+"""(kind, API id, stage, route key, role ARN): an AccessFailure without its request id (detection's)."""
+
+
+def may_hold_access_failure(messages: list[str]) -> bool:
+    """Cheap pre-filter for a whole batch: False only when no line can be an access-log failure."""
+    try:
+        joined = "\n".join(messages)
+    except TypeError:  # not all strings: line by line
+        return any(isinstance(message, str) and may_be_access_failure(message) for message in messages)
+    if _MARK in joined:
+        return True
+    if joined.isascii():  # ASCII text: `(?i)assume` is exactly a lower-cased "assume" (no ſ, no K)
+        return "assume" in joined.lower() and _ASSUME.search(joined) is not None
+    return any(_ASSUME.search(message) is not None for message in messages)
+
+
+def read_access_failures(events: Iterable[tuple[int, str]]) -> list[tuple[int, AccessKey]]:
+    """(timestamp, what parse_access_line reads but the request id) of each failure line, in order.
+
+    Faster on a batch: a storm repeats a few failure messages and requests under fresh request ids,
+    times and addresses. A CLF line's route and failure depend only on its first quoted part and the
+    text from the failure message on, so each such pair is read once per batch; JSON lines are parsed
+    once each, their key names and failure values classified once per batch.
+    """
+    memo: dict[str, dict[str, AccessKey | None]] = {}
+    """Text from the failure message on → first quoted part → what the line reads."""
+    interned: dict[AccessKey, AccessKey] = {}
+    found: list[tuple[int, AccessKey]] = []
+    append = found.append
+    suffix = ""  # the previous CLF line's text from the failure message on: a storm repeats it
+    requests = memo.setdefault(suffix, {})
+    for ts, message in events:
+        if not isinstance(message, str):
+            continue
+        at = message.find(_MARK)
+        if at >= 0:
+            text = message.strip()
+            if text[:1] != "{":
+                if text is not message:
+                    at = text.find(_MARK)
+                opening = text.find('"')
+                closing = text.find('"', opening + 1) if opening >= 0 else -1
+                if at >= 0 and closing >= 0:
+                    if len(text) - at != len(suffix) or not text.endswith(suffix):
+                        suffix = text[at:]
+                        requests = memo.setdefault(suffix, {})
+                    segment = text[opening : closing + 1]
+                    try:
+                        known = requests[segment]
+                    except KeyError:
+                        read_clf = _read_clf(text, opening, closing, at)
+                        if read_clf is False:
+                            known = _read_key(text, interned)
+                        else:
+                            known = requests[segment] = read_clf
+                    if known is not None:
+                        append((ts, known))
+                    continue
+        elif _ASSUME.search(message) is None:
+            continue
+        known = _read_key(message.strip(), interned)
+        if known is not None:
+            append((ts, known))
+    return found
+
+
+def _read_key(text: str, interned: dict[AccessKey, AccessKey]) -> AccessKey | None:
+    """_read without the request id; equal failures are one object (cheap to group)."""
+    read = _read(text, request_id=False)
+    if read is None:
+        return None
+    key = (read[0], read[1], read[2], read[3], read[5])
+    return interned.setdefault(key, key)
+
+
+def _read_clf(text: str, opening: int, closing: int, at: int) -> AccessKey | Literal[False] | None:
+    """A CLF line read from its first quoted part and its failure message alone, or False when the
+    rest of the line could change the reading (the failure is not where the message starts, or the
+    first quoted part is no request)."""
+    match = _FAILURE.search(text, at)
+    request = _CLF_REQUEST.fullmatch(text, opening, closing + 1)
+    if match is None or request is None:
+        return False
+    kind = _failure_kind(match)
+    if kind is None:
+        return None
+    return (kind, None, None, _route_key(_clf_route(request)), None)
+
+
+_Read = tuple[AccessFailureKind, str | None, str | None, str | None, str | None, str | None]
+"""AccessFailure's fields in order."""
+
+
+def _read(text: str, request_id: bool = True) -> _Read | None:
+    """The fields of the failure a stripped line reports (JSON by key names, else CLF), or None.
+
+    Without `request_id` the request id is not read (None): detection does not use it.
+    """
     fields: dict[str, str | None] = {}
     values: list[str] = [text]
     if text.startswith("{") and len(text) <= _MAX_LINE:
@@ -111,25 +217,48 @@ def parse_access_line(message: str) -> AccessFailure | None:
         except (ValueError, RecursionError):
             document = None
         if isinstance(document, dict):
-            values = []
-            for key, value in _leaves(document, _MAX_DEPTH):
-                values.append(value)
-                name = _field_name(key)
-                if name is not None:
-                    fields[name] = value if fields.get(name, value) == value else None
+            values = list(document.values())
+            if set(map(type, values)) == {str}:  # flat and all text, as most formats: one plan per key set
+                for index, field in _plan(tuple(document)):
+                    value = values[index]
+                    fields[field] = value if fields.get(field, value) == value else None
+            else:
+                values = []
+                for key, value in _top_leaves(document):
+                    values.append(value)
+                    name = _field_name(key)
+                    if name is not None:
+                        fields[name] = value if fields.get(name, value) == value else None
     kind, role = _failure(values)
     if kind is None:
         return None
     if values == [text]:  # not JSON: CLF or another space-delimited format
         fields = _clf_fields(text)
-    return AccessFailure(
+    return (
         kind,
-        _valid(fields.get("api_id"), _API_ID),
-        _valid(fields.get("stage"), _STAGE),
+        _valid_api_id(fields.get("api_id")),
+        _valid_stage(fields.get("stage")),
         _route_key(fields.get("route_key")),
-        _valid(fields.get("request_id"), _REQUEST_ID),
+        _valid(fields.get("request_id"), _REQUEST_ID) if request_id else None,
         role,
     )
+
+
+@lru_cache(maxsize=256)
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """(position, context field) of the keys that name one, for a document with these keys in order."""
+    named = ((index, _field_name(key)) for index, key in enumerate(keys))
+    return tuple((index, name) for index, name in named if name is not None)
+
+
+@lru_cache(maxsize=1024)
+def _valid_api_id(value: str | None) -> str | None:
+    return _valid(value, _API_ID)
+
+
+@lru_cache(maxsize=1024)
+def _valid_stage(value: str | None) -> str | None:
+    return _valid(value, _STAGE)
 
 
 def route_hint(route_key: str | None) -> tuple[str | None, str | None]:
@@ -149,23 +278,48 @@ def route_hint(route_key: str | None) -> tuple[str | None, str | None]:
 
 
 def _failure(values: list[str]) -> tuple[AccessFailureKind | None, str | None]:
-    """The first value that is a permission failure; an assume-role value only if none is."""
-    assume: str | None = None
-    for value in values:
-        match = _FAILURE.search(value)
-        if match is not None:
-            subject = match.group(1)
-            if subject != match.group(2):
-                continue  # "on the integration … call the authorizer" is no message API Gateway writes
-            if subject == "authorizer":
-                return AccessFailureKind.AUTHORIZER, None
-            return AccessFailureKind.INTEGRATION, None
-        if assume is None and _ASSUME.search(value) is not None:
-            assume = value
-    if assume is None:
-        return None, None
-    arn = _ROLE_ARN.search(assume)
-    return AccessFailureKind.ASSUME_ROLE, arn.group(0) if arn else None
+    """The first value that is a permission failure; an assume-role value only if none is.
+
+    A value whose failure message names two different subjects is no failure and no assume-role value.
+    Only values holding the message's first words can be failures, so the others are searched for an
+    assume-role message only when no value is a failure.
+    """
+    mismatched: set[int] = set()
+    for index, value in enumerate(values):
+        if _MARK in value:
+            match = _FAILURE.search(value)
+            if match is not None:
+                kind = _failure_kind(match)
+                if kind is not None:
+                    return kind, None
+                mismatched.add(index)
+    for index, value in enumerate(values):
+        if index not in mismatched and _ASSUME.search(value) is not None:
+            arn = _ROLE_ARN.search(value)
+            return AccessFailureKind.ASSUME_ROLE, arn.group(0) if arn else None
+    return None, None
+
+
+def _failure_kind(match: re.Match[str]) -> AccessFailureKind | None:
+    """The failure a message names; None for "on the integration … call the authorizer" (no such message)."""
+    subject = match.group(1)
+    if subject != match.group(2):
+        return None
+    return AccessFailureKind.AUTHORIZER if subject == "authorizer" else AccessFailureKind.INTEGRATION
+
+
+def _top_leaves(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """_leaves of a whole document, the top level unrolled: access-log formats are (nearly) flat."""
+    leaves: list[tuple[str, str]] = []
+    for key, value in document.items():
+        kind = type(value)
+        if kind is str:
+            leaves.append((key, value))
+        elif kind is dict or kind is list:
+            leaves.extend(_leaves(value, _MAX_DEPTH - 1, str(key)))
+        elif kind is int or kind is float:
+            leaves.append((key, str(value)))
+    return leaves
 
 
 def _leaves(value: Any, depth: int, key: str = "") -> Iterator[tuple[str, str]]:
@@ -184,6 +338,7 @@ def _leaves(value: Any, depth: int, key: str = "") -> Iterator[tuple[str, str]]:
         yield key, str(value)
 
 
+@lru_cache(maxsize=512)
 def _field_name(key: str) -> str | None:
     """Which context field a JSON key names (see the module docstring), or None."""
     name = _NON_ALNUM.sub("", key.lower())
@@ -203,12 +358,16 @@ def _clf_fields(text: str) -> dict[str, str | None]:
     request = _CLF_REQUEST.search(text)
     if request is None:
         return {}
-    method, target = request.group(1), request.group(2).strip()
-    route: str | None = None
-    if target.startswith("$") or target.split(" ", 1)[0] in ("ANY", method):
-        route = target  # `$context.routeKey` ($default, "GET /pets/{id}"); a raw path is not a route
     after = _CLF_AFTER_REQUEST.match(text, request.end() - 1)
-    return {"route_key": route, "request_id": after.group(3) if after else None}
+    return {"route_key": _clf_route(request), "request_id": after.group(3) if after else None}
+
+
+def _clf_route(request: re.Match[str]) -> str | None:
+    """`$context.routeKey` ($default, "GET /pets/{id}") from a CLF request; a raw path is not a route."""
+    method, target = request.group(1), request.group(2).strip()
+    if target.startswith("$") or target.split(" ", 1)[0] in ("ANY", method):
+        return target
+    return None
 
 
 def _valid(value: str | None, pattern: re.Pattern[str]) -> str | None:

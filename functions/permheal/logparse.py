@@ -17,16 +17,20 @@ from permheal.errors import ParseError
 
 __all__ = [
     "EXECUTION_LOG_GROUP_PREFIX",
+    "FAILURE_MARKS",
     "PERMISSION_FAILURE_PHRASE",
+    "PREFIXED_LINE",
     "LineKind",
     "LogLine",
     "RequestTrace",
+    "fold_request",
     "group_by_request",
     "is_execution_log_group",
     "is_permission_failure",
     "may_be_failure",
     "parse_line",
     "parse_log_group",
+    "parse_text",
     "request_id_of",
 ]
 
@@ -43,7 +47,10 @@ _CANARY_SUFFIX = "/Canary"
 """A canary's execution logs also go to `…_{api}/{stage}/Canary` (aws-facts.md §8): same API/stage."""
 
 # UUIDs (REST) and base64-ish extended ids (WebSocket, e.g. "Xyz12AbCdEFg=").
-_PREFIX = re.compile(r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*")
+_PREFIX_TEXT = r"\(([A-Za-z0-9+/=_-]{1,128})\)[ \t]*"
+_PREFIX = re.compile(_PREFIX_TEXT)
+PREFIXED_LINE = re.compile(_PREFIX_TEXT + "(.*)", re.DOTALL)
+"""One match splits a stripped line into (request id, text) exactly as _split_prefix does: the hot path's."""
 
 _CONFIG_ERROR = "Execution failed due to configuration error: "
 _PERMISSION_FAILURE_TEXT = _CONFIG_ERROR + PERMISSION_FAILURE_PHRASE
@@ -200,6 +207,10 @@ def is_permission_failure(message: str) -> bool:
     return PERMISSION_FAILURE_PHRASE in message or _HTTP_API_MARK in message
 
 
+FAILURE_MARKS = (PERMISSION_FAILURE_PHRASE, _HTTP_API_MARK, _ASSUME_ROLE_PHRASE)
+"""Every line parse_line calls a failure (assume-role failures included) contains one of these."""
+
+
 def may_be_failure(message: str) -> bool:
     """A superset of every line parse_line calls a failure, assume-role failures included."""
     return is_permission_failure(message) or _ASSUME_ROLE_PHRASE in message
@@ -316,6 +327,15 @@ def parse_line(message: str) -> LogLine:
     if not isinstance(message, str):
         raise ParseError(f"log message must be a string, not {type(message).__name__}")
     request_id, text = _split_prefix(message.strip())
+    return parse_text(request_id, text)
+
+
+def parse_text(request_id: str | None, text: str) -> LogLine:
+    """Classify a stripped line's text after its `(request id)` prefix.
+
+    Pure in both arguments and `request_id` is only copied, so the detector parses each distinct text
+    once per batch (a storm repeats a few texts under fresh request ids).
+    """
     if text.startswith(_CONFIG_ERROR):
         return _config_error_line(request_id, text)
     if text.startswith(_SENDING):
@@ -455,3 +475,11 @@ def group_by_request(lines: Iterable[LogLine]) -> list[RequestTrace]:
             builders.append(builder)
         builder.add(line)
     return [builder.build() for builder in builders]
+
+
+def fold_request(request_id: str | None, lines: Iterable[LogLine]) -> RequestTrace:
+    """The trace of one request from its lines in log order (their own request ids are not read)."""
+    builder = _TraceBuilder(request_id)
+    for line in lines:
+        builder.add(line)
+    return builder.build()
