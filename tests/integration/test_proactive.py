@@ -361,10 +361,11 @@ def test_the_one_run_of_a_burst_sees_the_state_after_its_last_event(
     world: World, stack: LocalStack, petstore: Petstore
 ) -> None:
     # Given the first event of a deploy's burst (the integration moved, not yet deployed), delivered at
-    # once; its window (1 s) closes 3 s from now at the earliest (eventTime 2 s ahead, as a skewed clock)
+    # once; its window (1 s) closes 7 s from now at the earliest (eventTime 6 s ahead, as a skewed
+    # clock: room for a loaded machine to deploy before the window closes)
     world.function("pets-v2")
     move_integration(world, petstore.api_id, "/pets/{petId}", "GET", "pets-v2")
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
     request = {"restApiId": petstore.api_id}
     put = cloudtrail_event("aws.apigateway", "apigateway.amazonaws.com", "PutIntegration", request, at=at)
     (first,) = deliver(world, [put])
