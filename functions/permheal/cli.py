@@ -194,13 +194,13 @@ def _parser() -> argparse.ArgumentParser:
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from permheal.adapters.ports import Adapters
     from permheal.config import CliSettings
+    from permheal.pacing import Pacer
     from permheal.planner import PlanOptions
     from permheal.workflow.scan import scan
 
     settings = CliSettings.from_env().workflow
-    findings = scan(
-        Adapters.default(settings.ledger_table), args.api, args.stage, PlanOptions(settings.scope)
-    )
+    adapters = Adapters.default(settings.ledger_table, Pacer(settings.quota_share))
+    findings = scan(adapters, args.api, args.stage, PlanOptions(settings.scope))
     if args.format == "json":
         json.dump({"findings": [f.to_dict() for f in findings]}, out, indent=2)
         out.write("\n")

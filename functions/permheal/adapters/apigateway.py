@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from permheal.adapters.apigatewayv2 import ApiGatewayV2, V2Api, V2Definition
-from permheal.adapters.aws import client, error_code
+from permheal.adapters.aws import client, error_code, throttled
 from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
 from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
+from permheal.pacing import Pacer, unlimited
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -55,9 +56,15 @@ class ApiDefinition:
 
 
 class ApiGateway:
-    def __init__(self, apigw: APIGatewayClient | None = None, apigwv2: ApiGatewayV2Client | None = None):
+    def __init__(
+        self,
+        apigw: APIGatewayClient | None = None,
+        apigwv2: ApiGatewayV2Client | None = None,
+        pacer: Pacer | None = None,
+    ):
         self._client = apigw or client("apigateway")
         self._v2_client = apigwv2
+        self._pacer = pacer or unlimited()
         self._v2_adapter: ApiGatewayV2 | None = None
         self._apis: list[RestApi] | None = None
 
@@ -65,7 +72,7 @@ class ApiGateway:
     def v2(self) -> ApiGatewayV2:
         """The HTTP/WebSocket control plane, created on first use (a REST-only run never needs it)."""
         if self._v2_adapter is None:
-            self._v2_adapter = ApiGatewayV2(self._v2_client, self.region)
+            self._v2_adapter = ApiGatewayV2(self._v2_client, self.region, self._pacer)
         return self._v2_adapter
 
     @property
@@ -75,17 +82,15 @@ class ApiGateway:
     def list_apis(self) -> list[RestApi]:
         """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here."""
         if self._apis is None:
-            pages = self._call(
-                self._client.get_paginator("get_rest_apis").paginate, PaginationConfig={"PageSize": PAGE_SIZE}
-            )
-            rest = [RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]]
+            items = self._items("GetRestApis", self._client.get_rest_apis)
+            rest = [RestApi(item["id"], item.get("name", "")) for item in items]
             self._apis = rest + [_v1(api) for api in self.v2.list_apis()]
         return self._apis
 
     def find_api(self, name_or_id: str) -> RestApi:
         """Find an API of any kind by id, else by name; a name several APIs share is an error listing them."""
         try:
-            item = self._client.get_rest_api(restApiId=name_or_id)
+            item = self._paced("GetRestApi", self._client.get_rest_api, restApiId=name_or_id)
             return RestApi(item["id"], item.get("name", ""))
         except ClientError as exc:
             if error_code(exc) not in ("NotFoundException", "BadRequestException"):
@@ -124,10 +129,10 @@ class ApiGateway:
         """
         api_id = api.api_id
         if stage is None:
-            items = self._call(self._client.get_stages, restApiId=api_id)["item"]
+            items = self._call("GetStages", self._client.get_stages, restApiId=api_id)["item"]
         else:
             try:
-                items = [self._client.get_stage(restApiId=api_id, stageName=stage)]
+                items = [self._paced("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)]
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
@@ -144,18 +149,14 @@ class ApiGateway:
             )
             for item in items
         )
-        pages = self._call(
-            self._client.get_paginator("get_resources").paginate,
-            restApiId=api_id,
-            embed=["methods"],
-            PaginationConfig={"PageSize": PAGE_SIZE},
-        )
-        working_copy = from_resources((item for page in pages for item in page["items"]), known)
+        resources = self._items("GetResources", self._client.get_resources, restApiId=api_id, embed=["methods"])
+        working_copy = from_resources(resources, known)
         return ApiDefinition(api, stages, working_copy, stage)
 
     def _served(self, api_id: str, stage: str, known: Sequence[Authorizer]) -> ApiSpec:
         """The stage's deployment as its OAS 3.0 export shows it, with integrations and authorizers."""
         response = self._call(
+            "GetExport",
             self._client.get_export,
             restApiId=api_id,
             stageName=stage,
@@ -173,25 +174,28 @@ class ApiGateway:
             raise AwsCallError(f"GetExport {api_id}/{stage}: {exc}") from exc
 
     def _authorizers(self, api_id: str) -> list[dict[str, Any]]:
-        authorizers: list[dict[str, Any]] = []
+        return self._items("GetAuthorizers", self._client.get_authorizers, restApiId=api_id)
+
+    def _items(self, name: str, operation: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated listing, a paced call per page of 500."""
+        items: list[dict[str, Any]] = []
         position: str | None = None
         while True:
             page = self._call(
-                self._client.get_authorizers,
-                restApiId=api_id,
-                limit=PAGE_SIZE,
-                **({"position": position} if position else {}),
+                name, operation, limit=PAGE_SIZE, **kwargs, **({"position": position} if position else {})
             )
-            authorizers.extend(page.get("items", []))
+            items.extend(page.get("items", []))
             position = page.get("position")
             if not position:
-                return authorizers
+                return items
 
-    def _call(self, operation: Any, **kwargs: Any) -> Any:
+    def _paced(self, name: str, operation: Any, **kwargs: Any) -> Any:
+        """One call under the account's API Gateway quotas (botocore errors pass through)."""
+        return self._pacer.call("apigateway", name, lambda: operation(**kwargs), throttled)
+
+    def _call(self, name: str, operation: Any, **kwargs: Any) -> Any:
         try:
-            result = operation(**kwargs)
-            # Paginators are lazy: materialise here so errors surface inside this try.
-            return list(result) if hasattr(result, "build_full_result") else result
+            return self._paced(name, operation, **kwargs)
         except ClientError as exc:
             if error_code(exc) == "NotFoundException":
                 raise NotFoundError(str(exc)) from exc

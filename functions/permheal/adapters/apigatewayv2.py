@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code
+from permheal.adapters.aws import client, error_code, throttled
 from permheal.apiv2 import (
     HTTP,
     V2Spec,
@@ -26,6 +26,7 @@ from permheal.apiv2 import (
     stage_from,
 )
 from permheal.errors import AwsCallError, NotFoundError, ParseError
+from permheal.pacing import Pacer, unlimited
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
@@ -53,20 +54,23 @@ class V2Definition:
 
 
 class ApiGatewayV2:
-    def __init__(self, apigwv2: ApiGatewayV2Client | None = None, region: str | None = None):
+    def __init__(
+        self, apigwv2: ApiGatewayV2Client | None = None, region: str | None = None, pacer: Pacer | None = None
+    ):
         self._client = apigwv2 or client("apigatewayv2", region)
+        self._pacer = pacer or unlimited()
         self._apis: list[V2Api] | None = None
 
     def list_apis(self) -> list[V2Api]:
         """Every HTTP and WebSocket API in the region, cached for this adapter's life."""
         if self._apis is None:
-            self._apis = [_api(item) for item in self._pages(self._client.get_apis)]
+            self._apis = [_api(item) for item in self._pages("GetApis", self._client.get_apis)]
         return self._apis
 
     def get_api(self, api_id: str) -> V2Api | None:
         """The API with this id, or None when there is none (or the id is not a v2 id)."""
         try:
-            return _api(self._client.get_api(ApiId=api_id))
+            return _api(self._paced("GetApi", self._client.get_api, ApiId=api_id))
         except ClientError as exc:
             if error_code(exc) in ("NotFoundException", "BadRequestException"):
                 return None
@@ -76,19 +80,23 @@ class ApiGatewayV2:
         """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
         api_id = api.api_id
         if stage is None:
-            stages = [stage_from(item) for item in self._pages(self._client.get_stages, ApiId=api_id)]
+            stages = [stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)]
         else:
             try:
-                stages = [stage_from(self._client.get_stage(ApiId=api_id, StageName=stage))]
+                stages = [stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))]
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
                 raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        integrations = (integration_from(i) for i in self._pages(self._client.get_integrations, ApiId=api_id))
-        authorizers = (authorizer_from(a) for a in self._pages(self._client.get_authorizers, ApiId=api_id))
+        integrations = (
+            integration_from(i) for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
+        )
+        authorizers = (
+            authorizer_from(a) for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
+        )
         spec = V2Spec(
             api.protocol,
-            tuple(route_from(r) for r in self._pages(self._client.get_routes, ApiId=api_id)),
+            tuple(route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id)),
             {i.integration_id: i for i in integrations},
             {a.authorizer_id: a for a in authorizers},
         )
@@ -103,7 +111,9 @@ class ApiGatewayV2:
     def _served(self, api_id: str, stage: str, current: V2Spec) -> V2Spec:
         """What an HTTP stage with auto-deploy off serves: its deployment, from its OAS 3.0 export."""
         try:
-            response = self._client.export_api(
+            response = self._paced(
+                "ExportApi",
+                self._client.export_api,
                 ApiId=api_id,
                 Specification="OAS30",
                 OutputType="JSON",
@@ -122,11 +132,17 @@ class ApiGatewayV2:
         except ParseError as exc:
             raise AwsCallError(f"ExportApi {api_id}/{stage}: {exc}") from exc
 
-    def _pages(self, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def _paced(self, name: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        """One call under the account's API Gateway quotas (botocore errors pass through)."""
+        return self._pacer.call("apigatewayv2", name, lambda: operation(**kwargs), throttled)
+
+    def _pages(self, name: str, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             try:
-                page = operation(MaxResults=PAGE_SIZE, **kwargs, **({"NextToken": token} if token else {}))
+                page = self._paced(
+                    name, operation, MaxResults=PAGE_SIZE, **kwargs, **({"NextToken": token} if token else {})
+                )
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(str(exc)) from exc

@@ -197,6 +197,11 @@ THROTTLED = frozenset(
 )
 
 
+def throttled(exc: BaseException) -> bool:
+    """Whether AWS refused the call for its rate (the pacer then pauses and tries again)."""
+    return error_code(exc) in THROTTLED
+
+
 READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Search", "Lookup")
 
 

@@ -15,6 +15,7 @@ from permheal.adapters.account import Allowlist, Identity, caller_identity, read
 from permheal.adapters.apigateway import ApiGateway
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ledger import Ledger
+from permheal.pacing import Pacer, unlimited
 
 
 class Adapters:
@@ -30,6 +31,7 @@ class Adapters:
         ledger: Ledger | None = None,
         *,
         ledger_table: str | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._gateway = gateway
         self._policies = policies
@@ -39,22 +41,24 @@ class Adapters:
         self._ledger = ledger
         self._ledger_table = None if ledger is not None else ledger_table
         self._access_logs: AccessLogStages | None = None
+        self.pacer = pacer or unlimited()
+        """This account+region's quotas, shared by the gateway and policies adapters built here."""
 
     @classmethod
-    def default(cls, ledger_table: str | None = None) -> Adapters:
+    def default(cls, ledger_table: str | None = None, pacer: Pacer | None = None) -> Adapters:
         """Real adapters (no client built yet); without a ledger table nothing is recorded."""
-        return cls(ledger_table=ledger_table)
+        return cls(ledger_table=ledger_table, pacer=pacer)
 
     @property
     def gateway(self) -> ApiGateway:
         if self._gateway is None:
-            self._gateway = ApiGateway()
+            self._gateway = ApiGateway(pacer=self.pacer)
         return self._gateway
 
     @property
     def policies(self) -> LambdaPolicies:
         if self._policies is None:
-            self._policies = LambdaPolicies()
+            self._policies = LambdaPolicies(pacer=self.pacer)
         return self._policies
 
     @property
