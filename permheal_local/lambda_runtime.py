@@ -104,10 +104,34 @@ def _make_invoke(original: Any, extra_env: dict[str, str]) -> Any:
 def run_handler(
     handler: str, event: Any, context: LocalContext, env: dict[str, str], response_headers: dict[str, str]
 ) -> Any:
-    """Import and call `module.function` like the Lambda runtime; errors become Lambda error payloads."""
-    import time
+    """Import and call `module.function` like the Lambda runtime; errors become Lambda error payloads.
+
+    With an AWS model installed (permheal_local.aws_model), an invocation that finds no idle
+    execution environment of its function first waits the modelled cold start.
+    """
+    from permheal_local import aws_model
 
     module_name, _, attribute = handler.rpartition(".")
+    model = aws_model.current()
+    if model is not None:  # before the lock: concurrent invocations each find (or start) an environment
+        model.start_invocation(context.function_name, module_name)
+    try:
+        return _run(module_name, attribute, event, context, env, response_headers)
+    finally:
+        if model is not None:
+            model.end_invocation(context.function_name)
+
+
+def _run(
+    module_name: str,
+    attribute: str,
+    event: Any,
+    context: LocalContext,
+    env: dict[str, str],
+    response_headers: dict[str, str],
+) -> Any:
+    import time
+
     with _LOCK, _environment(env):
         started = time.perf_counter()
         try:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from permheal.errors import ConfigError
 from permheal_local.aws import MOTO_CONFIG, LocalAws
+from permheal_local.aws_model import ENV_FLAG, AwsModel
 from permheal_local.builder import REGION, World
 from permheal_local.demo import API_NAME, Petstore, build_petstore
 
@@ -65,6 +66,7 @@ class LocalAwsServer:
     _stopping: threading.Event = field(default_factory=threading.Event)
     _delivery: threading.Thread | None = None
     delivery_errors: list[str] = field(default_factory=list)
+    model: AwsModel | None = None
 
     def start_delivery(self, every: float) -> None:
         """Deliver new execution-log lines to the detector every `every` seconds, in the background."""
@@ -85,6 +87,8 @@ class LocalAwsServer:
         self._stopping.set()
         if self._delivery is not None:
             self._delivery.join(timeout=10)
+        if self.model is not None:
+            self.model.uninstall()
         with contextlib.suppress(Exception):
             self.local.settle()
         self.local.close()
@@ -107,8 +111,13 @@ def start_local_aws(
     seed: bool = True,
     deliver_every: float | None = 1.0,
     parameters: Mapping[str, str] | None = None,
+    model: AwsModel | None = None,
 ) -> LocalAwsServer:
-    """Serve moto on 127.0.0.1:`port` (0 = any free port) with permheal's stack deployed into it."""
+    """Serve moto on 127.0.0.1:`port` (0 = any free port) with permheal's stack deployed into it.
+
+    `model` (permheal_local.aws_model) is installed once the stack and the seed are in place, so
+    setting up is not throttled; from then on every request pays its latency and quotas.
+    """
     from moto.server import ThreadedMotoServer
 
     from permheal_local import faithful_apigateway, faithful_apigatewayv2, faithful_lambda, lambda_runtime
@@ -152,6 +161,9 @@ def start_local_aws(
     handle = LocalAwsServer(endpoint, port, local, None, server, saved_config, saved_env, patched_policies)
     if seed:
         handle.petstore = build_petstore(world)
+    if model is not None:
+        model.install()
+        handle.model = model
     if deliver_every:
         handle.start_delivery(deliver_every)
     return handle
@@ -164,7 +176,8 @@ def serve(port: int, out: TextIO) -> None:
     out.write(f"Starting the permheal Local AWS on {HOST}:{port} ...\n")
     out.flush()
     started = time.perf_counter()
-    handle = start_local_aws(port)
+    model = AwsModel() if os.environ.get(ENV_FLAG) == "1" else None
+    handle = start_local_aws(port, model=model)
     with contextlib.suppress(ValueError):  # only the main thread may set handlers; Ctrl-C works anyway
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
@@ -190,6 +203,11 @@ def banner(handle: LocalAwsServer, seconds: float) -> str:
     )
     lines = [
         f"permheal Local AWS ready on {handle.endpoint} in {seconds:.1f} s (moto, no account needed)",
+        *(
+            ["  AWS model on: API latency, Lambda/API Gateway quotas, cold starts (permheal_local.aws_model)"]
+            if handle.model is not None
+            else []
+        ),
         f"  stack '{stack.name}' from template.yaml",
         f"    state machine  {stack.state_machine_arn}",
         f"    topic          {stack.topic_arn}",
