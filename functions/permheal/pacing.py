@@ -55,6 +55,11 @@ DEFAULT_BUCKETS: Mapping[str, tuple[str, ...]] = {
     "apigatewayv2": ("apigateway:total",),
 }
 
+REPAIR_CONCURRENCY = 4
+"""MaxConcurrency of the state machine's "Repair each function" Map (a test keeps them equal): each
+repair Lambda paces its calls at 1/REPAIR_CONCURRENCY of the quotas, so one execution's Map keeps
+to them whatever AWS's latency."""
+
 THROTTLE_ROUNDS = 4
 """Times a call throttled beyond botocore's own retries is tried again after the bucket pauses."""
 THROTTLE_PAUSE_SECONDS = 2.0
@@ -135,6 +140,17 @@ class Pacer:
         }
         self._sleep = sleep
 
+    @classmethod
+    def one_of(cls, processes: int, share: float, burst: int = 2) -> Pacer:
+        """The pacer of one of `processes` that together keep to `share` of every quota.
+
+        Each gets `share / processes` of every rate, and a small burst of its own so that one
+        repair's read, write and re-read never wait (all of them at once: processes x burst calls,
+        within the burst AWS allows a quota: assumed one second of it, never documented).
+        """
+        quotas = {name: Quota(quota.rate, max(quota.burst, burst)) for name, quota in QUOTAS.items()}
+        return cls(share / processes, quotas, rounds=1)
+
     def _buckets(self, service: str, operation: str) -> tuple[TokenBucket, ...]:
         names = BUCKETS_BY_OPERATION.get(f"{service}:{operation}") or DEFAULT_BUCKETS.get(service, ())
         return tuple(self.buckets[name] for name in names if name in self.buckets)
@@ -164,8 +180,11 @@ class Pacer:
             except Exception as exc:
                 if round_ == self.rounds - 1 or not throttled(exc):
                     raise
-            for bucket in self._buckets(service, operation):
+            buckets = self._buckets(service, operation)
+            for bucket in buckets:
                 bucket.pause(pause)
+            if not buckets:  # nothing to pause: the retry still waits
+                self._sleep(pause)
             pause *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from permheal.adapters.apigatewayv2 import ApiGatewayV2, V2Api, V2Definition
-from permheal.adapters.aws import client, error_code, throttled
+from permheal.adapters.aws import call_error, client, error_code, throttled
 from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
 from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
 from permheal.pacing import Pacer, unlimited
@@ -199,7 +199,7 @@ class ApiGateway:
         except ClientError as exc:
             if error_code(exc) == "NotFoundException":
                 raise NotFoundError(str(exc)) from exc
-            raise AwsCallError(str(exc)) from exc
+            raise call_error(str(exc), exc) from exc
 
 
 def _v1(api: V2Api) -> RestApi:

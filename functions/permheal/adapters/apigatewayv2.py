@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code, throttled
+from permheal.adapters.aws import call_error, client, error_code, throttled
 from permheal.apiv2 import (
     HTTP,
     V2Spec,
@@ -146,7 +146,7 @@ class ApiGatewayV2:
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(str(exc)) from exc
-                raise AwsCallError(str(exc)) from exc
+                raise call_error(str(exc), exc) from exc
             yield from page.get("Items", [])
             token = page.get("NextToken")
             if not token:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code, throttled
+from permheal.adapters.aws import call_error, client, error_code, throttled
 from permheal.arns import FunctionRef
 from permheal.errors import AwsCallError, ConflictError, NotFoundError
 from permheal.pacing import Pacer, unlimited
@@ -37,7 +37,7 @@ class LambdaPolicies:
             response = self._paced("GetPolicy", self._client.get_policy, **_name(function))
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
-                raise AwsCallError(f"GetPolicy {function.arn}: {exc}") from exc
+                raise call_error(f"GetPolicy {function.arn}: {exc}", exc) from exc
             self._require_function(function)
             return Policy()
         return Policy.from_json(response["Policy"], response.get("RevisionId"))
@@ -75,7 +75,7 @@ class LambdaPolicies:
                 raise PolicyTooLarge(f"{name} {function.arn}: {exc}") from exc
             if code == "ResourceNotFoundException":
                 raise NotFoundError(f"{name} {function.arn}: {exc}") from exc
-            raise AwsCallError(f"{name} {function.arn}: {exc}") from exc
+            raise call_error(f"{name} {function.arn}: {exc}", exc) from exc
 
     def _require_function(self, function: FunctionRef) -> None:
         try:
@@ -83,7 +83,7 @@ class LambdaPolicies:
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise NotFoundError(f"function {function.arn} does not exist") from exc
-            raise AwsCallError(f"GetFunctionConfiguration {function.arn}: {exc}") from exc
+            raise call_error(f"GetFunctionConfiguration {function.arn}: {exc}", exc) from exc
 
     def _paced(self, name: str, operation: Any, **kwargs: Any) -> Any:
         return self._pacer.call("lambda", name, lambda: operation(**kwargs), throttled)
