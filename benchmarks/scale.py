@@ -7,8 +7,9 @@ TooManyRequestsException), real sleeps, through the adapters the CLI builds (pac
 scan: 2,000 policies cannot take less than 133 s. `quota_utilisation` is GetPolicy calls per second
 of the whole scan over 15; `throttle_failures` is 1 when the scan failed on throttling, and
 `throttled_calls` counts the 429s AWS (the model) answered, which botocore or the pacer retried.
-`peak_memory_mb` is the most memory the scan held at once (tracemalloc), the account's moto
-store excluded.
+`peak_memory_mb` is the most memory allocated at once during the scan (tracemalloc: the scan's
+own data and the local AWS's answers in flight; the account's store and botocore's service models,
+loaded before, excluded).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def build_account(world: Any, apis: int, policies: int) -> dict[str, int]:
         calls[k] = calls[k] + [p for p in shared if p not in calls[k]]
     ids = []
     for k in range(apis):
-        ids.append(_http_api(world, f"http-{k:03d}", calls[k]) if k % 3 == 2 else _rest_api(world, k, calls[k]))
+        ids.append(
+            _http_api(world, f"http-{k:03d}", calls[k]) if k % 3 == 2 else _rest_api(world, k, calls[k])
+        )
     for k, api_id in enumerate(ids):
         for index, (name, qualifier) in enumerate(calls[k][:-1]):  # the shared pair is the other's
             rest = f"*/GET/r{index}" if k % 3 != 2 else "*/*"
@@ -104,9 +107,10 @@ def _http_api(world: Any, name: str, calls: list[tuple[str, str | None]]) -> str
 
 def scan_under_model(share: float | None = None) -> dict[str, Any]:
     """Scan the account as `permheal scan` does, with the AWS model on and real sleeps."""
+    from permheal.adapters.aws import client
     from permheal.adapters.ports import Adapters
     from permheal.config import Settings
-    from permheal.errors import AwsCallError
+    from permheal.errors import AwsCallError, ThrottledError
     from permheal.pacing import Pacer
     from permheal.planner import PlanOptions
     from permheal.workflow.scan import scan
@@ -115,19 +119,22 @@ def scan_under_model(share: float | None = None) -> dict[str, Any]:
     settings = Settings()
     pacer = Pacer(share or settings.quota_share)
     failures, findings = 0, []
-    tracemalloc.start()
     with aws_model(seed=0, cold_starts=False) as model:
+        for service in ("lambda", "apigateway", "apigatewayv2", "sts"):
+            client(service)  # botocore's service models are loaded once per process, not per scan
+        model.reset_counters()
+        tracemalloc.start()
         started = time.perf_counter()
         try:
             findings = scan(Adapters.default(pacer=pacer), [], None, PlanOptions(settings.scope))
         except AwsCallError as exc:
-            failures = int("throttled" in str(exc))
+            failures = int(isinstance(exc, ThrottledError))
             if not failures:
                 raise
         seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
         stats = model.stats()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     calls, throttles = stats["calls"], stats["throttles"]
     get_policy = calls.get("lambda:GetPolicy", 0)
     apigw_calls = sum(n for op, n in calls.items() if op.startswith("apigateway"))
@@ -141,6 +148,7 @@ def scan_under_model(share: float | None = None) -> dict[str, Any]:
         "apigateway_calls": apigw_calls,
         "apigateway_per_second": round(apigw_calls / seconds, 2),
         "peak_memory_mb": round(peak / 1e6, 1),
+        "peak_memory_kb_per_policy": round(peak / 1e3 / max(1, get_policy), 2),
         "findings": len(findings),
         "quota_share": pacer.share,
         "calls": dict(sorted(calls.items())),

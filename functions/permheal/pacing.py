@@ -119,13 +119,14 @@ class TokenBucket:
 
 
 class Pacer:
-    """One token bucket per quota of one account and region, each at `share` of the quota."""
+    """One token bucket per quota of one account and region: `share` of its rate, `burst_share` of its burst."""
 
     def __init__(
         self,
         share: float = 1.0,
         quotas: Mapping[str, Quota] = QUOTAS,
         *,
+        burst_share: float = 0.5,
         rounds: int = THROTTLE_ROUNDS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -134,8 +135,12 @@ class Pacer:
             raise ValueError(f"a quota share is more than 0 and at most 1, not {share}")
         self.share = share
         self.rounds = max(1, rounds)
+        # Half of AWS's burst: AWS's bucket then never runs dry, and a call that latency jitter
+        # brings in a little early still finds a token.
         self.buckets = {
-            name: TokenBucket(quota.rate * share, quota.burst, clock=clock, sleep=sleep)
+            name: TokenBucket(
+                quota.rate * share, max(1, int(quota.burst * burst_share)), clock=clock, sleep=sleep
+            )
             for name, quota in quotas.items()
         }
         self._sleep = sleep
@@ -149,7 +154,7 @@ class Pacer:
         within the burst AWS allows a quota: assumed one second of it, never documented).
         """
         quotas = {name: Quota(quota.rate, max(quota.burst, burst)) for name, quota in QUOTAS.items()}
-        return cls(share / processes, quotas, rounds=1)
+        return cls(share / processes, quotas, burst_share=1.0, rounds=1)
 
     def _buckets(self, service: str, operation: str) -> tuple[TokenBucket, ...]:
         names = BUCKETS_BY_OPERATION.get(f"{service}:{operation}") or DEFAULT_BUCKETS.get(service, ())
@@ -187,7 +192,6 @@ class Pacer:
                 self._sleep(pause)
             pause *= 2
         raise AssertionError("unreachable")  # pragma: no cover
-
 
 
 def unlimited() -> Pacer:

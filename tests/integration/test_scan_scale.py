@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from botocore.retries import standard
 
 from benchmarks.scale import build_account
 from permheal.adapters.apigateway import RestApi
@@ -19,6 +20,7 @@ from permheal.workflow.outcome import with_api_type
 from permheal.workflow.repair import merge_findings
 from permheal.workflow.resolve import api_targets, group_by_function
 from permheal.workflow.scan import _by_api, scan
+from permheal_local.aws_model import FakeClock, aws_model
 from permheal_local.builder import World, execute_api, function_arn
 
 
@@ -129,5 +131,40 @@ def test_a_named_api_without_the_stage_fails_as_before(world: World) -> None:
 
 def test_the_scan_is_deterministic_across_runs(world: World) -> None:
     mixed_account(world)
-    runs = [scan(Adapters.default(pacer=Pacer(sleep=lambda _: None)), [], None, PlanOptions()) for _ in range(3)]
+    runs = [
+        scan(Adapters.default(pacer=Pacer(sleep=lambda _: None)), [], None, PlanOptions()) for _ in range(3)
+    ]
     assert runs[0] == runs[1] == runs[2]
+
+
+# --------------------------------------------------------------------------------- under the AWS model
+
+
+def test_a_larger_account_scans_under_the_aws_models_quotas_with_the_findings_of_plain_moto(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an account of 40 APIs over 200 function+qualifier policies, and its findings in plain moto
+    build_account(world, 40, 200)
+    expected = scan(Adapters.default(pacer=Pacer(sleep=lambda _: None)), [], None, PlanOptions())
+    # (botocore's backoff and the model's time are both the fake clock's: the test does not sleep)
+    clock = FakeClock()
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+    # When it is scanned with AWS's quotas modelled, paced as the CLI paces, then not paced at all
+    with aws_model(seed=1, clock=clock, latency=False, cold_starts=False) as model:
+        paced = scan(
+            Adapters.default(pacer=Pacer(clock=clock.now, sleep=clock.sleep)), [], None, PlanOptions()
+        )
+        paced_stats = model.stats()
+        model.reset_counters()
+        clock.advance(60)  # the buckets refill
+        unpaced = scan(Adapters.default(pacer=Pacer(quotas={}, sleep=clock.sleep)), [], None, PlanOptions())
+        unpaced_stats = model.stats()
+
+    # Then both scans report what plain moto reported, every policy read
+    assert paced == expected
+    assert unpaced == expected
+    assert paced_stats["calls"]["lambda:GetPolicy"] >= 200
+    # And unpaced, AWS throttled the scan, which waited and retried instead of failing
+    assert sum(unpaced_stats["throttles"].values()) > 0
+    assert sum(paced_stats["throttles"].values()) < sum(unpaced_stats["throttles"].values())

@@ -55,10 +55,14 @@ def bursts(faults: Faults, *operations: str, burst: int = BURST) -> Bursts:
     """Turn the installed fault injector into one throttling `operations` in bursts."""
     faults.__class__ = Bursts
     assert isinstance(faults, Bursts)
-    faults.operations, faults.burst, faults.seen, faults._lock = operations, burst, Counter(), threading.Lock()
+    faults.operations, faults.burst, faults.seen, faults._lock = (
+        operations,
+        burst,
+        Counter(),
+        threading.Lock(),
+    )
     faults._clients.clear()  # new clients, whose before-send hook is the bursts' one
     return faults
-
 
 
 def paced_scan(rounds: int | None = None) -> list[Any]:

@@ -149,7 +149,9 @@ class ApiGateway:
             )
             for item in items
         )
-        resources = self._items("GetResources", self._client.get_resources, restApiId=api_id, embed=["methods"])
+        resources = self._items(
+            "GetResources", self._client.get_resources, restApiId=api_id, embed=["methods"]
+        )
         working_copy = from_resources(resources, known)
         return ApiDefinition(api, stages, working_copy, stage)
 

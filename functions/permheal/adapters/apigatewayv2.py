@@ -80,19 +80,25 @@ class ApiGatewayV2:
         """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
         api_id = api.api_id
         if stage is None:
-            stages = [stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)]
+            stages = [
+                stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)
+            ]
         else:
             try:
-                stages = [stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))]
+                stages = [
+                    stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))
+                ]
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
                 raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
         integrations = (
-            integration_from(i) for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
+            integration_from(i)
+            for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
         )
         authorizers = (
-            authorizer_from(a) for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
+            authorizer_from(a)
+            for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
         )
         spec = V2Spec(
             api.protocol,

@@ -79,7 +79,9 @@ class LambdaPolicies:
 
     def _require_function(self, function: FunctionRef) -> None:
         try:
-            self._paced("GetFunctionConfiguration", self._client.get_function_configuration, **_name(function))
+            self._paced(
+                "GetFunctionConfiguration", self._client.get_function_configuration, **_name(function)
+            )
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise NotFoundError(f"function {function.arn} does not exist") from exc

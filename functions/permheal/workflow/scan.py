@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from permheal.adapters.account import Identity
 from permheal.adapters.apigateway import ApiGateway, RestApi
@@ -62,15 +63,14 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
         }
         policy_reads: dict[Future[PolicyRead], FunctionRef] = {}
         while api_reads or policy_reads:
-            done, _ = wait([*api_reads, *policy_reads], return_when=FIRST_COMPLETED)
-            for future in done:
+            pending: list[Future[Any]] = [*api_reads, *policy_reads]
+            for future in wait(pending, return_when=FIRST_COMPLETED).done:
                 if future in api_reads:
-                    index = api_reads.pop(future)  # type: ignore[call-overload]
-                    for new in run.api_read(index, future.result()):  # type: ignore[arg-type]
+                    for new in run.api_read(api_reads.pop(future), future.result()):
                         policy_reads[policy_pool.submit(_read_policy, run.policies, new)] = new
                 else:
-                    function = policy_reads.pop(future)  # type: ignore[call-overload]
-                    run.policy_read(function, future.result())  # type: ignore[arg-type]
+                    function = policy_reads.pop(future)
+                    run.policy_read(function, future.result())
     finally:
         api_pool.shutdown(cancel_futures=True)
         policy_pool.shutdown(cancel_futures=True)
@@ -87,7 +87,9 @@ ApiRead = tuple[list[Target], list[Finding]] | None
 PolicyRead = Policy | NotFoundError
 
 
-def _read_api(gateway: ApiGateway, api: RestApi, stage: str | None, named: bool, identity: Identity) -> ApiRead:
+def _read_api(
+    gateway: ApiGateway, api: RestApi, stage: str | None, named: bool, identity: Identity
+) -> ApiRead:
     """The API's targets and its own findings; None for an unnamed API without the stage asked for."""
     try:
         definition = gateway.definition(api, stage)
