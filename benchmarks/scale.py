@@ -4,8 +4,8 @@ The account is built in moto first (nothing modelled), then scanned with the AWS
 (permheal_local.aws_model: per-operation latency, per-account token buckets answering
 TooManyRequestsException), real sleeps, through the adapters the CLI builds (paced at
 `PERMHEAL_QUOTA_SHARE` of each quota). GetPolicy's quota (15/s per account and region) bounds the
-scan: 2,000 policies cannot take less than 133 s. `quota_utilisation` is GetPolicy calls per second
-of the whole scan over 15; `throttle_failures` is 1 when the scan failed on throttling, and
+scan: 2,000 policies cannot take less than 133 s. `quota_utilisation` is GetPolicy calls answered
+per second of the whole scan over 15; `throttle_failures` is 1 when the scan failed on throttling, and
 `throttled_calls` counts the 429s AWS (the model) answered, which botocore or the pacer retried.
 `peak_memory_mb` is the most memory allocated at once during the scan (tracemalloc: the scan's
 own data and the local AWS's answers in flight; the account's store and botocore's service models,
@@ -136,7 +136,7 @@ def scan_under_model(share: float | None = None) -> dict[str, Any]:
         tracemalloc.stop()
         stats = model.stats()
     calls, throttles = stats["calls"], stats["throttles"]
-    get_policy = calls.get("lambda:GetPolicy", 0)
+    get_policy = calls.get("lambda:GetPolicy", 0) - throttles.get("lambda:GetPolicy", 0)  # answered
     apigw_calls = sum(n for op, n in calls.items() if op.startswith("apigateway"))
     return {
         "seconds": round(seconds, 1),

@@ -76,6 +76,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_check_time(results["check_time"])
     check_proactive(results["proactive_healing"])
     assert "9. Proactive healing" in done.stdout
+    check_scale(results["aws_model"]["scan"])
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
         for row in results["table"]
@@ -198,3 +199,13 @@ def check_proactive(proactive: dict[str, Any]) -> None:
     assert on["events_delivered"] == 2 and on["proactive_executions"] >= 1
     assert 0 <= on["failed"] <= on["requests"]
     assert on["healed_at_end"] is True and off["healed_at_end"] is True
+
+
+def check_scale(scan: dict[str, Any]) -> None:
+    # the scan under the AWS model finished without a throttling failure and read every policy once
+    assert scan["throttle_failures"] == 0
+    assert scan["get_policy_calls"] == scan["policies"] >= 1 and scan["apis"] >= 1 and scan["findings"] >= 1
+    # utilisation is GetPolicy calls per second over the quota, and pacing keeps it under the quota
+    assert all_numbers([scan["seconds"], scan["quota_utilisation"], scan["peak_memory_mb"]])
+    assert close(scan["quota_utilisation"], scan["get_policy_per_second"] / 15)
+    assert scan["quota_utilisation"] <= 1.0

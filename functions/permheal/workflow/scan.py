@@ -20,8 +20,9 @@ its targets. The findings are assembled at the end in the order a sequential sca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from queue import SimpleQueue
 from typing import Any
 
 from permheal.adapters.account import Identity
@@ -56,21 +57,24 @@ def scan(adapters: Adapters, apis: Sequence[str], stage: str | None, options: Pl
         _ = gateway.v2  # built once, before the readers share it
     api_pool = ThreadPoolExecutor(API_READERS, "permheal-scan-api")
     policy_pool = ThreadPoolExecutor(POLICY_READERS, "permheal-scan-policy")
+    finished: SimpleQueue[Future[Any]] = SimpleQueue()  # each read as it ends, whichever pool it ran in
     try:
-        api_reads: dict[Future[ApiRead], int] = {
-            api_pool.submit(_read_api, gateway, api, stage, bool(apis), identity): index
-            for index, api in enumerate(chosen)
-        }
+        api_reads: dict[Future[ApiRead], int] = {}
+        for index, api in enumerate(chosen):
+            read = api_pool.submit(_read_api, gateway, api, stage, bool(apis), identity)
+            read.add_done_callback(finished.put)
+            api_reads[read] = index
         policy_reads: dict[Future[PolicyRead], FunctionRef] = {}
         while api_reads or policy_reads:
-            pending: list[Future[Any]] = [*api_reads, *policy_reads]
-            for future in wait(pending, return_when=FIRST_COMPLETED).done:
-                if future in api_reads:
-                    for new in run.api_read(api_reads.pop(future), future.result()):
-                        policy_reads[policy_pool.submit(_read_policy, run.policies, new)] = new
-                else:
-                    function = policy_reads.pop(future)
-                    run.policy_read(function, future.result())
+            future = finished.get()
+            if future in api_reads:
+                for function in run.api_read(api_reads.pop(future), future.result()):
+                    read_policy = policy_pool.submit(_read_policy, run.policies, function)
+                    read_policy.add_done_callback(finished.put)
+                    policy_reads[read_policy] = function
+            else:
+                function = policy_reads.pop(future)
+                run.policy_read(function, future.result())
     finally:
         api_pool.shutdown(cancel_futures=True)
         policy_pool.shutdown(cancel_futures=True)
