@@ -119,7 +119,7 @@ class TokenBucket:
 
 
 class Pacer:
-    """One token bucket per quota of one account and region: `share` of its rate, `burst_share` of its burst."""
+    """A token bucket per quota of one account and region: `share` of its rate, `burst_share` of its burst."""
 
     def __init__(
         self,

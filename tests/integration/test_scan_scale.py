@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,8 @@ from permheal.workflow.repair import merge_findings
 from permheal.workflow.resolve import api_targets, group_by_function
 from permheal.workflow.scan import _by_api, scan
 from permheal_local.aws_model import FakeClock, aws_model
-from permheal_local.builder import World, execute_api, function_arn
+from permheal_local.builder import World, execute_api, function_arn, integration_uri
+from tests.integration.test_call_counts import CallLog
 
 
 def sequential_scan(
@@ -168,3 +170,62 @@ def test_a_larger_account_scans_under_the_aws_models_quotas_with_the_findings_of
     # And unpaced, AWS throttled the scan, which waited and retried instead of failing
     assert sum(unpaced_stats["throttles"].values()) > 0
     assert sum(paced_stats["throttles"].values()) < sum(unpaced_stats["throttles"].values())
+
+
+# ------------------------------------------------------------------- API Gateway calls per API
+
+
+@pytest.fixture
+def call_log(monkeypatch: pytest.MonkeyPatch) -> CallLog:
+    """Every call the API Gateway adapters (REST and v2) make."""
+    from permheal.adapters import apigateway, apigatewayv2
+
+    log = CallLog()
+    for module in (apigateway, apigatewayv2):
+        monkeypatch.setattr(module, "client", log.wrap(module.client))
+    return log
+
+
+def authorizer_reads(world: World, calls: CallLog, *, authorized: bool) -> Counter[str]:
+    """GetAuthorizers calls of a scan of one REST and one HTTP API, behind an authorizer or not."""
+    world.function("pets")
+    world.function("auth")
+    api = world.rest_api("rest")
+    authorizer = world.authorizer(api, "auth", function_arn("auth")) if authorized else None
+    world.method(api, "/pets", "GET", function_arn("pets"), authorizer_id=authorizer)
+    world.deploy(api, "prod")
+    v2 = world.client("apigatewayv2")
+    http = v2.create_api(Name="http", ProtocolType="HTTP")["ApiId"]
+    integration = v2.create_integration(
+        ApiId=http,
+        IntegrationType="AWS_PROXY",
+        IntegrationUri=function_arn("pets"),
+        PayloadFormatVersion="2.0",
+    )["IntegrationId"]
+    secured: dict[str, str] = {}
+    if authorized:
+        secured = {"AuthorizationType": "CUSTOM"}
+        secured["AuthorizerId"] = v2.create_authorizer(
+            ApiId=http,
+            AuthorizerType="REQUEST",
+            Name="auth",
+            IdentitySource=["$request.header.Authorization"],
+            AuthorizerUri=integration_uri(function_arn("auth")),
+            AuthorizerPayloadFormatVersion="2.0",
+        )["AuthorizerId"]
+    v2.create_route(ApiId=http, RouteKey="GET /pets", Target=f"integrations/{integration}", **secured)
+    v2.create_stage(ApiId=http, StageName="$default", AutoDeploy=True)
+    world.allow("*")
+    findings = scan(Adapters.default(), [], None, PlanOptions())
+    assert findings  # the scan ran and reported the missing grants
+    return Counter(f"{svc}:{op}" for svc, op, _ in calls.calls if op == "GetAuthorizers")
+
+
+def test_apis_without_authorizers_are_read_without_get_authorizers(world: World, call_log: CallLog) -> None:
+    # API Gateway allows 10 management calls a second per account: a call not needed is not made
+    assert authorizer_reads(world, call_log, authorized=False) == Counter()
+
+
+def test_apis_behind_authorizers_read_them_once_each(world: World, call_log: CallLog) -> None:
+    reads = authorizer_reads(world, call_log, authorized=True)
+    assert reads == Counter({"apigateway:GetAuthorizers": 1, "apigatewayv2:GetAuthorizers": 1})

@@ -1,8 +1,9 @@
 """API Gateway v2 control plane (HTTP and WebSocket APIs): what their routes invoke.
 
-Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetAuthorizers
-and GetStages (or GetStage), each paginated by 500 items (a page per 500 routes), plus one ExportApi
-per HTTP stage with auto-deploy off (what it serves: its deployment, which may lag the API).
+Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetStages (or
+GetStage) and, when a route is behind an authorizer or an export names one, GetAuthorizers, each
+paginated by 500 items (a page per 500 routes), plus one ExportApi per HTTP stage with auto-deploy
+off (what it serves: its deployment, which may lag the API).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ApiGatewayV2:
             raise AwsCallError(f"GetApi {api_id}: {exc}") from exc
 
     def definition(self, api: V2Api, stage: str | None = None) -> V2Definition:
-        """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
+        """Routes, integrations, authorizers (only when a route or an export needs them) and the stage(s)."""
         api_id = api.api_id
         if stage is None:
             stages = [
@@ -92,17 +93,24 @@ class ApiGatewayV2:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
                 raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
+        routes = tuple(route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id))
         integrations = (
             integration_from(i)
             for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
         )
+        exports = api.protocol == HTTP and any(not s.auto_deploy and s.deployment_id for s in stages)
+        # No route behind an authorizer and no export to match authorizers by name: none is needed.
         authorizers = (
-            authorizer_from(a)
-            for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
+            (
+                authorizer_from(a)
+                for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
+            )
+            if exports or any(route.authorizer_id for route in routes)
+            else ()
         )
         spec = V2Spec(
             api.protocol,
-            tuple(route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id)),
+            routes,
             {i.integration_id: i for i in integrations},
             {a.authorizer_id: a for a in authorizers},
         )
