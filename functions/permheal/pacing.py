@@ -151,9 +151,13 @@ class Pacer:
 
         Each gets `share / processes` of every rate, and a small burst of its own so that one
         repair's read, write and re-read never wait (all of them at once: processes x burst calls,
-        within the burst AWS allows a quota: assumed one second of it, never documented).
+        within the burst AWS allows a quota: half of a documented burst, else assumed one second
+        of the rate).
         """
-        quotas = {name: Quota(quota.rate, max(quota.burst, burst)) for name, quota in QUOTAS.items()}
+        quotas = {
+            name: Quota(quota.rate, max(burst, int(quota.burst / 2 / processes)))
+            for name, quota in QUOTAS.items()
+        }
         return cls(share / processes, quotas, burst_share=1.0, rounds=1)
 
     def _buckets(self, service: str, operation: str) -> tuple[TokenBucket, ...]:
