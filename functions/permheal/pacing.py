@@ -146,17 +146,18 @@ class Pacer:
         self._sleep = sleep
 
     @classmethod
-    def one_of(cls, processes: int, share: float, burst: int = 2) -> Pacer:
-        """The pacer of one of `processes` that together keep to `share` of every quota.
+    def one_of(cls, processes: int, share: float, burst: int = 3) -> Pacer:
+        """The pacer of one of `processes` that together keep to `share` of Lambda's quotas.
 
-        Each gets `share / processes` of every rate, and a small burst of its own so that one
-        repair's read, write and re-read never wait (all of them at once: processes x burst calls,
-        within the burst AWS allows a quota: half of a documented burst, else assumed one second
-        of the rate).
+        For the repair Lambdas a Map runs at once. Each gets `share / processes` of every rate,
+        and a small burst of its own so that a repair's reads and writes (up to two statements:
+        read, write, re-read, write, re-read) never wait; all of them at once, processes x burst
+        calls, stay within the burst AWS allows (undocumented: assumed one second of the rate).
+        API Gateway is read once per execution, by the resolve step: its few calls fit in API
+        Gateway's documented burst of 40 and are not paced.
         """
         quotas = {
-            name: Quota(quota.rate, max(burst, int(quota.burst / 2 / processes)))
-            for name, quota in QUOTAS.items()
+            name: Quota(quota.rate, burst) for name, quota in QUOTAS.items() if name.startswith("lambda:")
         }
         return cls(share / processes, quotas, burst_share=1.0, rounds=1)
 
