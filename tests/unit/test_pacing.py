@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from permheal.config import Settings
+from permheal.errors import ConfigError
 from permheal.pacing import QUOTAS, THROTTLE_ROUNDS, Pacer, Quota, TokenBucket
 
 
@@ -254,3 +256,18 @@ def test_the_processes_of_one_map_together_keep_to_lambdas_quotas() -> None:
     # And API Gateway, read once per execution by the resolve step, is not paced there
     assert not any(name.startswith("apigateway") for name in pacer.buckets)
     assert pacer.rounds == 1  # longer waits are the state machine's (no Lambda time spent waiting)
+
+
+# ---------------------------------------------------------------------------------------- settings
+
+
+def test_the_quota_share_is_read_from_the_environment_and_defaults_under_the_quota() -> None:
+    assert Settings.from_env({}).quota_share == 0.95
+    assert Settings.from_env({"PERMHEAL_QUOTA_SHARE": "0.5"}).quota_share == 0.5
+    assert Settings.from_env({"PERMHEAL_QUOTA_SHARE": "1"}).quota_share == 1.0
+
+
+@pytest.mark.parametrize("raw", ["0", "-0.2", "1.5", "half", "nan", "inf"])
+def test_a_quota_share_outside_0_to_1_is_a_config_error_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="PERMHEAL_QUOTA_SHARE"):
+        Settings.from_env({"PERMHEAL_QUOTA_SHARE": raw})
