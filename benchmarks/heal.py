@@ -68,9 +68,13 @@ def _log_time_ms(deliveries: Sequence[Any]) -> int:
     return min(stamps)
 
 
-def timeline(events: Sequence[dict[str, Any]], log_ms: int, detector: tuple[float, float]) -> dict[str, Any]:
-    """Milliseconds from the log line to each milestone, and the time spent in each top-level state."""
-    started = next(e for e in events if e["type"] == "ExecutionStarted")["timestamp"].timestamp() * 1000
+def walk_states(
+    events: Sequence[dict[str, Any]], origin_ms: float, until_notified: bool = False
+) -> tuple[dict[str, float], dict[str, float], float | None, float | None]:
+    """Time in each top-level state (ms), when each was entered, and the Map's and the SNS task's exits.
+
+    Exits are in ms after `origin_ms`; `until_notified` stops at the notification's exit.
+    """
     states: dict[str, float] = defaultdict(float)
     entered: dict[str, float] = {}
     depth = 0
@@ -92,9 +96,18 @@ def timeline(events: Sequence[dict[str, Any]], log_ms: int, detector: tuple[floa
             name = event["stateExitedEventDetails"]["name"]
             states[name] += at - entered.get(name, at)
             if kind == "MapStateExited" and healed is None:
-                healed = at - log_ms
+                healed = at - origin_ms
             if name == sns_state and notified is None:
-                notified = at - log_ms
+                notified = at - origin_ms
+                if until_notified:
+                    break
+    return dict(states), entered, healed, notified
+
+
+def timeline(events: Sequence[dict[str, Any]], log_ms: int, detector: tuple[float, float]) -> dict[str, Any]:
+    """Milliseconds from the log line to each milestone, and the time spent in each top-level state."""
+    started = next(e for e in events if e["type"] == "ExecutionStarted")["timestamp"].timestamp() * 1000
+    states, entered, healed, notified = walk_states(events, log_ms)
     heal_ms = healed if healed is not None else float("nan")
     before_heal = {name: ms for name, ms in states.items() if entered.get(name, 0) - log_ms < heal_ms}
     detector_start, detector_end = detector

@@ -3,8 +3,8 @@
 moto answers every call in microseconds, never throttles and never starts a Lambda cold, so
 benchmarks against it measure permheal's own CPU time only. With the model on, the local AWS
 (in-process `mock_aws` and the `permheal local-aws` server alike: both dispatch through moto's
-`BaseResponse.call_action`, which the model wraps) behaves in the three ways that decide
-time-to-heal and whether a scan finishes:
+`BaseResponse.call_action`, which the model wraps) behaves in the ways that decide time-to-heal
+and whether a scan finishes:
 
 - **latency**: each call sleeps a per-operation round trip (`LATENCY`, every figure stated with
   its source or marked assumed) with seeded lognormal jitter; each Step Functions state entered
@@ -14,6 +14,8 @@ time-to-heal and whether a scan finishes:
   error code `TooManyRequestsException` (Lambda adds `Reason: CallerRateLimitExceeded`,
   `Type: User`; API Gateway `{"message": "Too Many Requests"}`), which botocore classifies as a
   throttle, so its retry modes back off and retry exactly as against AWS;
+- **CPU share**: a handler's own CPU time (moto's work excluded) is stretched to its memory's
+  share of a vCPU (256 MB: 1,769/256 = 6.9× slower than one local core), as Lambda allocates it;
 - **cold starts**: the first invocation of a function (and any invocation finding every
   execution environment of the function busy, or one idle past `idle_seconds`) waits the
   platform's init constant plus the handler module's import time measured in a fresh process.
@@ -24,11 +26,26 @@ Public surface (everything else is private)::
         model.quota_for("lambda", "GetPolicy")          # -> tuple[Quota, ...] the call draws from
         model.latency_for("lambda", "GetPolicy")        # -> Latency
         model.stats()                                   # calls/throttles/sleeps per operation, cold starts
+        model.invocations                               # each invocation: start time, cold start ms
         model.reset_counters(); model.make_cold()       # between benchmark phases
+        model.measure_imports(modules)                  # up front, not at the first cold start
+        with model.unmodelled(): ...                    # this thread's calls bypass the model
     current()                                           # the installed model, or None
 
+Options (AwsModel's fields): `latency`, `quotas`, `cold_starts`, `handler_cpu` (each can be
+switched off),
+`jitter`, `latency_table`, `quota_table`, `transition`, `cold_start` (a ColdStart), `import_ms`
+(handler module -> ms, e.g. from benchmarks/coldstart.py), `measure`.
+
 `AwsModel(...)` with `FakeClock()` and no install is what the model's own tests use: buckets and
-cold starts are then deterministic and nothing sleeps. The server takes the model when
+cold starts are then deterministic and nothing sleeps. Time is real otherwise: `time.sleep`, so
+a modelled call really takes its latency and concurrent callers really overlap.
+
+Known limits: the local runtime runs one handler at a time (handlers share os.environ), so
+concurrent invocations queue (each `Invocation.queued_ms` says how long); quotas of services
+permheal barely uses (SNS, Step Functions, CloudWatch Logs) and Lambda's invocation concurrency
+are not modelled; latency figures are assumptions (AWS publishes none) and the tables can be
+replaced per model. The server takes the model when
 `PERMHEAL_LOCAL_AWS_MODEL=1` is set (see `permheal_local.server`).
 """
 
@@ -44,7 +61,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +75,12 @@ __all__ = [
     "LATENCY",
     "QUOTAS",
     "TRANSITION",
+    "VCPU_MEMORY_MB",
     "AwsModel",
     "Clock",
     "ColdStart",
     "FakeClock",
+    "Invocation",
     "Latency",
     "Quota",
     "RealClock",
@@ -228,14 +247,19 @@ class ColdStart:
         "provisioning the environment and starting the Python runtime before the handler's imports"
     )
     cpu_scale: float = 1.0
-    """Import time on Lambda / import time measured here: 1.0 assumes one local core ≈ the CPU the
-    init phase gets (Lambda gives 1 vCPU at 1,769 MB; how much a 256 MB function's init gets is not
-    documented)."""
+    """Import time on Lambda / import time measured here. Assumed 1.0 (one local core ≈ what the init
+    phase gets): Lambda documents CPU in proportion to memory (1 vCPU at 1,769 MB) but not for init,
+    and the Init Durations reported for small functions importing boto3 (hundreds of ms at 128 MB)
+    would be seconds at a 128/1,769 share, so init is taken to run on a full core."""
     idle_seconds: float | None = None
     """An environment idle longer than this is recycled (AWS does not document it; None = never)."""
 
 
 COLD_START = ColdStart()
+
+VCPU_MEMORY_MB = 1769
+"""Memory at which a function has one vCPU; CPU is proportional below it (Lambda docs,
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
 
 
 # --- time --------------------------------------------------------------------------------------------
@@ -292,6 +316,21 @@ class _Bucket:
 
 
 @dataclass
+class Invocation:
+    """One invocation: the function, when Lambda got it (epoch seconds), its cold start (0 = warm)."""
+
+    function: str
+    started_at: float
+    init_ms: float = 0.0
+    queued_ms: float = 0.0
+    """Time the local runtime kept it waiting for another handler (AWS would have run it at once)."""
+    cpu_ms: float = 0.0
+    """The handler's own CPU time here (moto's work in the same thread excluded)."""
+    cpu_wait_ms: float = 0.0
+    """What the function's memory-proportional CPU share added to it."""
+
+
+@dataclass
 class _Environments:
     """One function's execution environments: idle ones (with when they went idle) and busy count."""
 
@@ -308,6 +347,8 @@ class AwsModel:
     latency: bool = True
     quotas: bool = True
     cold_starts: bool = True
+    handler_cpu: bool = True
+    """Run handlers at their memory's CPU share: a 256 MB function gets 256/1,769 of a vCPU."""
     jitter: float = 0.3
     """σ of the lognormal spread around each median (assumed: p95 ≈ 1.6× median)."""
     latency_table: Mapping[tuple[str, str], Latency] = field(default_factory=lambda: dict(LATENCY))
@@ -320,11 +361,30 @@ class AwsModel:
     """How to measure a missing import time (default: `measure_import_ms`)."""
 
     def __post_init__(self) -> None:
+        self._local = threading.local()
+        self.invocations: list[Invocation] = []
+        """Every modelled invocation since the last reset, in start order: timelines for benchmarks."""
         self._lock = threading.Lock()
         self._random = random.Random(self.seed)
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
         self._environments: dict[str, _Environments] = defaultdict(_Environments)
         self.reset_counters()
+
+    @contextmanager
+    def unmodelled(self) -> Iterator[None]:
+        """Calls from this thread skip the model: stand-ins for AWS's own data plane (a simulated
+        request reading the API's configuration) must not pay latency or spend the account's quotas."""
+        previous = getattr(self._local, "off", False)
+        self._local.off = True
+        try:
+            yield
+        finally:
+            self._local.off = previous
+
+    @property
+    def active(self) -> bool:
+        """Whether calls from this thread are modelled."""
+        return not getattr(self._local, "off", False)
 
     # --- reading the tables
 
@@ -349,6 +409,8 @@ class AwsModel:
             self.cold: Counter[str] = Counter()
             self.warm: Counter[str] = Counter()
             self.init_ms: defaultdict[str, float] = defaultdict(float)
+            self.cpu_wait_ms: defaultdict[str, float] = defaultdict(float)
+            self.invocations = []
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset, keyed `service:Operation` and by function name."""
@@ -362,6 +424,7 @@ class AwsModel:
                 "cold_starts": dict(self.cold),
                 "warm_starts": dict(self.warm),
                 "init_ms": {k: round(v, 1) for k, v in self.init_ms.items()},
+                "cpu_wait_ms": {k: round(v, 1) for k, v in self.cpu_wait_ms.items()},
             }
 
     # --- quotas and latency: one API call
@@ -416,12 +479,14 @@ class AwsModel:
 
     # --- cold starts
 
-    def start_invocation(self, function: str, handler_module: str) -> float:
+    def start_invocation(self, function: str, handler_module: str) -> Invocation:
         """Take an execution environment of `function` (sleeping a cold start if none is idle).
 
-        Returns the milliseconds of init slept (0 when warm). Pair with `end_invocation`.
+        Returns the invocation's record (`init_ms` 0 when warm). Pair with `end_invocation`.
         """
+        record = Invocation(function, time.time())
         with self._lock:
+            self.invocations.append(record)
             now = self.clock.now()
             pool = self._environments[function]
             idle_limit = self.cold_start.idle_seconds
@@ -431,16 +496,43 @@ class AwsModel:
             if pool.idle:
                 pool.idle.pop()
                 self.warm[function] += 1
-                return 0.0
+                return record
             if not self.cold_starts:
                 self.warm[function] += 1
-                return 0.0
+                return record
         ms = self.cold_start.init_ms + self._import_ms(handler_module) * self.cold_start.cpu_scale
         with self._lock:
             self.cold[function] += 1
             self.init_ms[function] += ms
+            record.init_ms = ms
         self.clock.sleep(ms / 1000)
-        return ms
+        return record
+
+    @staticmethod
+    def cpu_mark() -> tuple[float, float]:
+        """This thread's CPU time and moto's share of it so far: pass to `cpu_since`."""
+        return time.thread_time(), getattr(_MOTO_CPU, "seconds", 0.0)
+
+    @staticmethod
+    def cpu_since(mark: tuple[float, float]) -> float:
+        """CPU seconds this thread spent since `mark` outside moto (the handler and its SDK calls)."""
+        return max(0.0, time.thread_time() - mark[0] - (getattr(_MOTO_CPU, "seconds", 0.0) - mark[1]))
+
+    def slow_to_memory(self, record: Invocation, memory_mb: int, cpu_seconds: float) -> float:
+        """Sleep what `cpu_seconds` of handler work costs more at `memory_mb`'s CPU share; seconds slept.
+
+        Lambda allocates CPU in proportion to memory, one vCPU at 1,769 MB (VCPU_MEMORY_MB); one local
+        core is taken as one vCPU. More memory than that does not speed up a single-threaded handler.
+        """
+        record.cpu_ms = cpu_seconds * 1000
+        if not self.handler_cpu or memory_mb <= 0:
+            return 0.0
+        extra = cpu_seconds * (max(1.0, VCPU_MEMORY_MB / memory_mb) - 1)
+        record.cpu_wait_ms = extra * 1000
+        with self._lock:
+            self.cpu_wait_ms[record.function] += extra * 1000
+        self.clock.sleep(extra)
+        return extra
 
     def end_invocation(self, function: str) -> None:
         with self._lock:
@@ -453,6 +545,13 @@ class AwsModel:
         with self._lock:
             for pool in self._environments.values():
                 pool.idle.clear()
+
+    def measure_imports(self, modules: Iterable[str]) -> None:
+        """Measure now the import times not known yet, so no invocation waits for a measurement."""
+        if not self.cold_starts:
+            return
+        for module in modules:
+            self._import_ms(module)
 
     def _import_ms(self, module: str) -> float:
         with self._lock:
@@ -483,6 +582,7 @@ class AwsModel:
 
 
 _CURRENT: AwsModel | None = None
+_MOTO_CPU = threading.local()
 _INSTALL_LOCK = threading.Lock()
 _PATCH_LOCK = threading.RLock()
 _ORIGINALS: patching.Originals = {}
@@ -538,7 +638,7 @@ def _patches() -> tuple[patching.Patch, ...]:
 
     def call_action(self: Any) -> Any:
         model = _CURRENT
-        if model is None:
+        if model is None or not model.active:
             return original_call(self)
         try:
             operation = self._get_action()
@@ -550,11 +650,15 @@ def _patches() -> tuple[patching.Patch, ...]:
         model.delay(service, operation)
         if not model.admit(service, operation, self.current_account, self.region):
             return throttle_response(service)
-        return original_call(self)
+        started = time.thread_time()
+        try:
+            return original_call(self)
+        finally:  # AWS's work, not the calling handler's: see AwsModel.cpu_since
+            _MOTO_CPU.seconds = getattr(_MOTO_CPU, "seconds", 0.0) + time.thread_time() - started
 
     def eval_body(self: Any, env: Any) -> None:
         model = _CURRENT
-        if model is not None:
+        if model is not None and model.active:
             model.state_entered()
         original_state(self, env)
 

@@ -8,10 +8,12 @@ Functions sees the exception's class name as the error, as it does on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,19 +109,32 @@ def run_handler(
     """Import and call `module.function` like the Lambda runtime; errors become Lambda error payloads.
 
     With an AWS model installed (permheal_local.aws_model), an invocation that finds no idle
-    execution environment of its function first waits the modelled cold start.
+    execution environment of its function first waits the modelled cold start, and the handler's
+    CPU time is stretched to its memory's CPU share.
     """
     from permheal_local import aws_model
 
     module_name, _, attribute = handler.rpartition(".")
     model = aws_model.current()
-    if model is not None:  # before the lock: concurrent invocations each find (or start) an environment
-        model.start_invocation(context.function_name, module_name)
-    try:
+    if model is not None and not model.active:
+        model = None
+    if model is None:
         return _run(module_name, attribute, event, context, env, response_headers)
+    # Before the lock: concurrent invocations each find (or start) an environment, as on AWS.
+    record = model.start_invocation(context.function_name, module_name)
+    try:
+        waiting = time.perf_counter()
+        with _LOCK:
+            record.queued_ms = (time.perf_counter() - waiting) * 1000
+            with contextlib.suppress(Exception):  # importing here is the cold start's, not the handler's
+                importlib.import_module(module_name)  # (a failing import fails again in _run, reported)
+            mark = model.cpu_mark()
+            result = _run(module_name, attribute, event, context, env, response_headers)
+            cpu = model.cpu_since(mark)
+        model.slow_to_memory(record, context.memory_limit_in_mb, cpu)  # outside the lock, as it waits
+        return result
     finally:
-        if model is not None:
-            model.end_invocation(context.function_name)
+        model.end_invocation(context.function_name)
 
 
 def _run(
@@ -130,8 +145,6 @@ def _run(
     env: dict[str, str],
     response_headers: dict[str, str],
 ) -> Any:
-    import time
-
     with _LOCK, _environment(env):
         started = time.perf_counter()
         try:

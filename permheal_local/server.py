@@ -162,6 +162,12 @@ def start_local_aws(
     if seed:
         handle.petstore = build_petstore(world)
     if model is not None:
+        lam = world.client("lambda")
+        handlers = {
+            str(lam.get_function_configuration(FunctionName=name)["Handler"]).rpartition(".")[0]
+            for name in local.stack.functions.values()
+        }
+        model.measure_imports(sorted(handlers))
         model.install()
         handle.model = model
     if deliver_every:

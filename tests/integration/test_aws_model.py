@@ -298,7 +298,11 @@ def test_cold_start_once_per_function_then_warm(world: Any) -> None:
     lambda_runtime.install()
     try:
         with aws_model.aws_model(
-            clock=clock, latency=False, quotas=False, import_ms={"permheal.handlers.summarize": 100.0}
+            clock=clock,
+            latency=False,
+            quotas=False,
+            handler_cpu=False,
+            import_ms={"permheal.handlers.summarize": 100.0},
         ) as model:
             for name in ("one", "one", "two", "one"):
                 lam.invoke(FunctionName=name, Payload=b"{}")
@@ -315,12 +319,12 @@ def test_cold_start_once_per_function_then_warm(world: Any) -> None:
 def test_concurrent_invocations_each_need_an_environment() -> None:
     clock = FakeClock()
     model = AwsModel(clock=clock, latency=False, quotas=False, import_ms={"m": 50.0})
-    assert model.start_invocation("f", "m") == 200.0
-    assert model.start_invocation("f", "m") == 200.0  # the first is still busy: a second environment
+    assert model.start_invocation("f", "m").init_ms == 200.0
+    assert model.start_invocation("f", "m").init_ms == 200.0  # the first is busy: a second environment
     model.end_invocation("f")
     model.end_invocation("f")
-    assert model.start_invocation("f", "m") == 0.0
-    assert model.start_invocation("f", "m") == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
     assert model.stats()["cold_starts"] == {"f": 2}
 
 
@@ -336,10 +340,10 @@ def test_idle_environments_are_recycled_after_idle_seconds() -> None:
     model.start_invocation("f", "m")
     model.end_invocation("f")
     clock.advance(599)
-    assert model.start_invocation("f", "m") == 0.0
+    assert model.start_invocation("f", "m").init_ms == 0.0
     model.end_invocation("f")
     clock.advance(601)
-    assert model.start_invocation("f", "m") == 150.0
+    assert model.start_invocation("f", "m").init_ms == 150.0
 
 
 def test_a_missing_import_time_is_measured_once() -> None:
@@ -376,3 +380,91 @@ def test_a_quota_table_can_be_replaced(world: Any) -> None:
     table[("lambda", "GetPolicy")] = (Quota("lambda:GetPolicy", 1, 2, "test"),)
     with aws_model.aws_model(clock=FakeClock(), latency=False, quota_table=table):
         assert get_policies(client("lambda"), name, 5) == 2
+
+
+def test_unmodelled_calls_neither_wait_nor_spend_quota(world: Any) -> None:
+    name = policy_function(world)
+    clock = FakeClock()
+    with aws_model.aws_model(clock=clock, jitter=0, cold_starts=False) as model:
+        with model.unmodelled():
+            assert get_policies(client("lambda"), name, 30) == 30
+        assert clock.slept == 0 and model.stats()["calls"] == {}
+        client("lambda").get_policy(FunctionName=name)
+    assert clock.slept == pytest.approx(0.025)
+    assert model.stats()["calls"] == {"lambda:GetPolicy": 1}
+
+
+def test_import_time_is_measured_in_a_fresh_interpreter() -> None:
+    import subprocess
+
+    assert aws_model.measure_import_ms("permheal.arnlike", repeats=1) > 0
+    with pytest.raises(subprocess.CalledProcessError):  # it really imports, in another process
+        aws_model.measure_import_ms("permheal.no_such_module", repeats=1)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_an_incident_heals_through_the_model_with_one_cold_start_per_function() -> None:
+    # Given the deployed stack, a broken API, and the model on (fake clock: nothing really sleeps)
+    from permheal_local.aws import local_aws
+    from permheal_local.demo import build_petstore
+
+    imports = {f"permheal.handlers.{h}": 100.0 for h in ("detect", "resolve", "repair", "summarize")}
+    with local_aws({"AllowedApis": "*"}, handler_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}) as local:
+        petstore = build_petstore(local.world)
+        simulator = local.simulator()
+        with aws_model.aws_model(clock=FakeClock(), import_ms=imports) as model:
+            with model.unmodelled():
+                failed = simulator.request(petstore.api_id, "prod", "POST", "/orders")
+
+            # When its failure is delivered to the detector
+            (delivery,) = local.flush_logs()
+            assert local.settle(timeout=60)
+
+        # Then the workflow ran through the model: healed, never throttled, each function cold once
+        sfn = local.client("stepfunctions")
+        execution = sfn.describe_execution(executionArn=delivery.result["started"][0])
+        assert (failed.status, execution["status"]) == (500, "SUCCEEDED")
+        assert simulator.request(petstore.api_id, "prod", "POST", "/orders").status == 200
+        stats = model.stats()
+        assert stats["throttles"] == {} and stats["transitions"] >= 5
+        functions = local.stack.functions
+        cold = {logical: stats["cold_starts"].get(name, 0) for logical, name in functions.items()}
+        assert stats["calls"]["lambda:AddPermission"] >= 1 and stats["calls"]["sns:Publish"] == 1
+    assert (cold["DetectorFunction"], cold["ResolveTargetsFunction"], cold["SummarizeFunction"]) == (1, 1, 1)
+    assert cold["RepairPolicyFunction"] in (1, 2)  # two functions to repair: two environments if concurrent
+    assert cold["ProactiveTriggerFunction"] == 0
+
+
+def test_measure_imports_fills_only_what_is_missing() -> None:
+    measured: list[str] = []
+    model = AwsModel(clock=FakeClock(), import_ms={"known": 1.0}, measure=lambda m: measured.append(m) or 2.0)
+    model.measure_imports(["known", "new", "new"])
+    assert measured == ["new"] and model.import_ms == {"known": 1.0, "new": 2.0}
+    AwsModel(clock=FakeClock(), cold_starts=False, measure=measured.append).measure_imports(["other"])
+    assert measured == ["new"]
+
+
+def test_handler_cpu_is_stretched_to_the_functions_memory_share() -> None:
+    clock = FakeClock()
+    model = AwsModel(clock=clock, latency=False, quotas=False, cold_starts=False)
+    record = model.start_invocation("f", "m")
+    assert model.slow_to_memory(record, 256, 0.010) == pytest.approx(0.010 * (1769 / 256 - 1))
+    assert model.slow_to_memory(record, 3008, 0.010) == 0.0  # above one vCPU: no faster, no slower
+    assert clock.slept == pytest.approx(0.010 * (1769 / 256 - 1))
+    assert model.stats()["cpu_wait_ms"] == {"f": pytest.approx(10 * (1769 / 256 - 1), abs=0.1)}
+    off = AwsModel(clock=clock, handler_cpu=False, cold_starts=False)
+    assert off.slow_to_memory(off.start_invocation("f", "m"), 128, 1.0) == 0.0
+
+
+def test_cpu_since_leaves_out_what_moto_spends_in_the_same_thread(world: Any) -> None:
+    name = policy_function(world)
+    lam = client("lambda")
+    with aws_model.aws_model(clock=FakeClock(), jitter=0, quotas=False) as model:
+        mark = model.cpu_mark()
+        total = __import__("time").thread_time()
+        for _ in range(30):
+            lam.get_policy(FunctionName=name)
+        total = __import__("time").thread_time() - total
+        ours = model.cpu_since(mark)
+    assert 0 <= ours < total  # the SDK's share only: moto's handling of 30 calls is left out

@@ -28,6 +28,7 @@ SECTIONS = (
     "cost_per_incident",
     "check_time",
     "proactive_healing",
+    "aws_model",
 )
 
 
@@ -75,6 +76,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_cost(results["cost_per_incident"])
     check_check_time(results["check_time"])
     check_proactive(results["proactive_healing"])
+    check_aws_model(results["aws_model"])
     assert "9. Proactive healing" in done.stdout
     check_scale(results["aws_model"]["scan"])
     assert results["table"] and all(
@@ -159,6 +161,21 @@ def check_time_to_heal(heal: dict[str, Any]) -> None:
     assert 0 < heal["notified_ms"]["p50"] <= heal["notified_ms"]["p95"]
     shares = heal["share_by_state"]
     assert all_numbers(shares.values()) and close(sum(shares.values()), 1.0, absolute=0.01)
+
+
+def check_aws_model(model: dict[str, Any]) -> None:
+    heal = model["time_to_heal_ms"]
+    # every incident healed without a throttled call; cold incidents start each function cold
+    assert model["all_healed"] is True and model["throttles"] == 0
+    assert model["incidents"]["warm"] >= 1 and model["incidents"]["cold"] >= 1
+    assert model["cold_starts_per_warm_incident"] == 0
+    assert model["cold_starts_per_cold_incident"] >= 2  # the detector and at least one workflow function
+    assert 0 < heal["p50"] <= heal["p95"] and 0 < heal["cold_p50"] <= heal["cold_p95"]
+    assert 0 < heal["verified"]["p50"] <= heal["p50"]
+    for states in (heal["by_state"], heal["cold_by_state"]):
+        shares = [v["share"] for v in states.values()]
+        assert close(sum(shares), 1.0, absolute=0.01)
+        assert {"Resolve targets", "Repair each function", "Notify on-call"} <= set(states)
 
 
 def check_cost(cost: dict[str, Any]) -> None:

@@ -93,3 +93,41 @@ def test_stop_closes_the_port_and_restores_the_environment() -> None:
     assert handle.delivery_errors == []
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", handle.port), timeout=2):
         pass
+
+
+def test_the_server_throttles_through_the_aws_model_when_given_one() -> None:
+    # Given a server started with a quota-only model (fake clock: nothing sleeps)
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from permheal_local.aws_model import AwsModel, FakeClock
+    from permheal_local.server import FAKE_CREDENTIALS
+
+    model = AwsModel(clock=FakeClock(), latency=False, cold_starts=False)
+    handle = start_local_aws(0, deliver_every=None, model=model)
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+        apigw = session.client(
+            "apigateway", endpoint_url=handle.endpoint, config=Config(retries={"total_max_attempts": 1})
+        )
+
+        # When a client over HTTP spends the account's API Gateway management quota (burst 40)
+        for _ in range(40):
+            apigw.get_rest_apis()
+        with pytest.raises(ClientError) as raised:
+            apigw.get_rest_apis()
+    finally:
+        handle.stop()
+
+    # Then the 41st call is answered 429 TooManyRequestsException, and stopping removed the model
+    assert raised.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert model.stats()["throttles"] == {"apigateway:GetRestApis": 1}
+    from permheal_local import aws_model
+
+    assert aws_model.current() is None
