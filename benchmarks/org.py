@@ -51,6 +51,7 @@ def scan_sequential() -> tuple[float, int]:
     """The same scan, one account at a time: (seconds, failures)."""
     from permheal.adapters.aws import forget_clients
     from permheal.adapters.organization import MemberAccounts, active_accounts
+    from permheal.config import Settings
     from permheal.org_scan import DEFAULT_ROLE_NAME, scan_organization
     from permheal.planner import PlanOptions
     from permheal.workflow.scan import scan
@@ -59,7 +60,7 @@ def scan_sequential() -> tuple[float, int]:
     started = time.perf_counter()
     report = scan_organization(
         active_accounts(),
-        MemberAccounts(DEFAULT_ROLE_NAME),
+        MemberAccounts(DEFAULT_ROLE_NAME, Settings().quota_share),
         ["us-east-1"],
         lambda ports: scan(ports, [], None, PlanOptions()),
         max_parallel=1,

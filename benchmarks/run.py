@@ -37,8 +37,10 @@ SECTIONS: dict[str, str] = {
     "aws_model": "benchmarks.aws_model",
     "org_scan": "benchmarks.org",
     "package": "benchmarks.package",
+    "aws_model_scan": "benchmarks.scale",
 }
 SECTION_TIMEOUT_SECONDS = 240
+TIMEOUT_SECONDS = {"aws_model_scan": 480}  # builds 1,000 functions, then scans for over 133 s
 
 
 def run_section(name: str, quick: bool) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=SECTION_TIMEOUT_SECONDS,
+            timeout=TIMEOUT_SECONDS.get(name, SECTION_TIMEOUT_SECONDS),
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
             check=False,
         )
@@ -116,9 +118,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("7. Cost per incident", "cost_per_incident", _cost_rows)
     section("8. permheal check", "check_time", _check_rows)
     section("9. Proactive healing", "proactive_healing", _proactive_rows)
+    # aws_model.scan (benchmarks/scale.py) is its own section, nested in aws_model's JSON by main()
+    model = results.get("aws_model") or {}
+    scan_only = {k: v for k, v in model.items() if k != "scan"} if isinstance(model, dict) else model
+    results = {**results, "aws_model": scan_only, "aws_model.scan": model.get("scan")}
     section("10. Time to heal, AWS model", "aws_model", _aws_model_rows)
-    section("11. Organization scan", "org_scan", _org_rows)
-    section("12. Package size", "package", _package_rows)
+    section("11. Account scale, AWS model", "aws_model.scan", _scale_rows)
+    section("12. Organization scan", "org_scan", _org_rows)
+    section("13. Package size", "package", _package_rows)
     return table
 
 
@@ -132,6 +139,21 @@ def _aws_model_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     from benchmarks import aws_model
 
     return aws_model.rows(d)
+
+
+def _scale_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (
+            f"scan {d['apis']} APIs, {d['policies']:,} policies (GetPolicy quota 15/s)",
+            f"{d['seconds']:.0f} s, {d['get_policy_per_second']:.1f} GetPolicy/s "
+            f"({d['quota_utilisation']:.0%} of the quota)",
+        ),
+        (
+            "throttling: calls answered 429 / scans failed",
+            f"{d['throttled_calls']} / {d['throttle_failures']}",
+        ),
+        ("peak memory held by the scan", f"{d['peak_memory_mb']:.1f} MB"),
+    ]
 
 
 def _detector_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
@@ -391,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[name] = run_section(name, args.quick)
         spent = results[name].get("section_seconds", results[name].get("seconds"))
         print(f"  {name}: {spent} s", file=sys.stderr, flush=True)
+    if "aws_model_scan" in results:  # reported as aws_model.scan (issue 15)
+        scanned = results.pop("aws_model_scan")
+        results.setdefault("aws_model", {})["scan"] = scanned.get("scan", scanned)
     heal, storm = results.get("time_to_heal", {}), results.get("storm_suppression", {})
     if heal and storm and "error" not in heal and "error" not in storm:
         from benchmarks import cost

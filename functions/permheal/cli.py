@@ -238,13 +238,13 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         return _scan_org(args, out)
     from permheal.adapters.ports import Adapters
     from permheal.config import CliSettings
+    from permheal.pacing import Pacer
     from permheal.planner import PlanOptions
     from permheal.workflow.scan import scan
 
     settings = CliSettings.from_env().workflow
-    findings = scan(
-        Adapters.default(settings.ledger_table), args.api, args.stage, PlanOptions(settings.scope)
-    )
+    adapters = Adapters.default(settings.ledger_table, Pacer(settings.quota_share))
+    findings = scan(adapters, args.api, args.stage, PlanOptions(settings.scope))
     if args.format == "json":
         json.dump({"findings": [f.to_dict() for f in findings]}, out, indent=2)
         out.write("\n")
@@ -276,7 +276,7 @@ def _scan_org(args: argparse.Namespace, out: TextIO) -> int:
         from permheal.adapters.organization import MemberAccounts, active_accounts
 
         accounts = active_accounts()
-        members = MemberAccounts(args.role_name or DEFAULT_ROLE_NAME)
+        members = MemberAccounts(args.role_name or DEFAULT_ROLE_NAME, settings.quota_share)
         options = PlanOptions(settings.scope)
         report = scan_organization(
             accounts, members, regions, lambda ports: scan(ports, [], args.stage, options)

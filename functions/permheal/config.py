@@ -45,6 +45,8 @@ class Settings:
     flap_window_hours: int = 24
     dedupe_iac: bool = False
     """Remove redundant statements a CloudFormation/SAM/CDK stack owns (default: report them only)."""
+    quota_share: float = 0.95
+    """The share of each AWS control-plane quota (pacing.QUOTAS) permheal's calls may use."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +61,7 @@ class Settings:
             flap_threshold=_positive(env, "PERMHEAL_FLAP_THRESHOLD", 3),
             flap_window_hours=_positive(env, "PERMHEAL_FLAP_WINDOW_HOURS", 24),
             dedupe_iac=_flag(env, "PERMHEAL_DEDUPE_IAC"),
+            quota_share=_share(env, "PERMHEAL_QUOTA_SHARE", 0.95),
         )
 
     def dry_run(self, requested: bool = False) -> bool:
@@ -180,6 +183,19 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"{name}={raw!r} must be true or false")
     return raw in ("true", "1", "yes")
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:  # also refuses nan
+        raise ConfigError(f"{name}={raw!r} must be a number more than 0 and at most 1 (a share of the quota)")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -31,6 +31,13 @@ class AwsCallError(PermhealError):
     """An AWS call failed in a way retries could not fix."""
 
 
+class ThrottledError(AwsCallError):
+    """AWS refused a call for its rate beyond every retry: the state machine waits longer and retries.
+
+    Its own name, so the workflow's Retry can give throttling a longer wait than other failures.
+    """
+
+
 class AwsClientError(PermhealError):
     """The caller's AWS environment cannot do the job: no or rejected credentials, endpoint
     unreachable, access denied, throttled beyond retries. Retrying unchanged will not help."""

@@ -29,6 +29,8 @@ __all__ = [
 ANY_METHOD = "x-amazon-apigateway-any-method"
 INTEGRATION = "x-amazon-apigateway-integration"
 AUTHORIZER = "x-amazon-apigateway-authorizer"
+AUTHORIZED = ("CUSTOM", "COGNITO_USER_POOLS")
+"""Method authorization types behind an authorizer of the API (whose id GetAuthorizers gives)."""
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -126,7 +128,7 @@ def from_resources(resources: Iterable[Mapping[str, Any]], authorizers: Sequence
                 else None
             )
             authorizer = None
-            if definition.get("authorizationType") in ("CUSTOM", "COGNITO_USER_POOLS"):
+            if definition.get("authorizationType") in AUTHORIZED:
                 authorizer = by_id.get(str(definition.get("authorizerId")))
             methods.append(Method(str(name).upper(), path, integration, authorizer))
     return ApiSpec(tuple(methods))

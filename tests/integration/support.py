@@ -130,14 +130,20 @@ def wait_for_executions(
         time.sleep(0.02)
 
 
-def run(sfn: Any, state_machine_arn: str, execution_input: dict[str, Any], name: str | None = None) -> Any:
+def run(
+    sfn: Any,
+    state_machine_arn: str,
+    execution_input: dict[str, Any],
+    name: str | None = None,
+    timeout: float = 60,
+) -> Any:
     """Start an execution with `execution_input` and return its description once it has stopped."""
     started = sfn.start_execution(
         stateMachineArn=state_machine_arn,
         name=name or f"test-{time.monotonic_ns()}",
         input=json.dumps(execution_input),
     )
-    return wait_until_stopped(sfn, started["executionArn"])
+    return wait_until_stopped(sfn, started["executionArn"], timeout)
 
 
 # --------------------------------------------------------------------------------- notifications

@@ -82,6 +82,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_org_scan(results["org_scan"])
     check_package(results["package"])
     assert "9. Proactive healing" in done.stdout
+    check_scale(results["aws_model"]["scan"])
     assert results["table"] and all(
         isinstance(row, dict) and all(isinstance(row[k], str) for k in ("benchmark", "figure", "value"))
         for row in results["table"]
@@ -249,3 +250,13 @@ def check_org_scan(org: dict[str, Any]) -> None:
     assert model["failures"] == model["sequential_failures"] == 0
     assert all_numbers([model["seconds"], model["sequential_seconds"], model["speedup"], model["calls"]])
     assert org["seconds"] == model["seconds"] and org["world"] == "aws_model"
+
+
+def check_scale(scan: dict[str, Any]) -> None:
+    # the scan under the AWS model finished without a throttling failure and read every policy once
+    assert scan["throttle_failures"] == 0
+    assert scan["get_policy_calls"] == scan["policies"] >= 1 and scan["apis"] >= 1 and scan["findings"] >= 1
+    # utilisation is GetPolicy calls per second over the quota, and pacing keeps it under the quota
+    assert all_numbers([scan["seconds"], scan["quota_utilisation"], scan["peak_memory_mb"]])
+    assert close(scan["quota_utilisation"], scan["get_policy_per_second"] / 15)
+    assert scan["quota_utilisation"] <= 1.0

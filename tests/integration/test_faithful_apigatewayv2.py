@@ -39,11 +39,14 @@ def plain_moto() -> Iterator[World]:
 
 
 def build(world: World, routes: int) -> str:
+    """`routes` routes to one integration, the first behind a REQUEST authorizer (so it is read)."""
     api_id = http_api(world, "paged")
     target = integration(world, api_id, function_arn("fn"))
+    authorizer = request_authorizer(world, api_id, function_arn("auth"))
     for index in range(routes):
-        route(world, api_id, f"GET /r{index}", target)
-    request_authorizer(world, api_id, function_arn("auth"))
+        route(
+            world, api_id, f"GET /r{index}", target, **({"authorizer_id": authorizer} if index == 0 else {})
+        )
     stage(world, api_id)
     return api_id
 

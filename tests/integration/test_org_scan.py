@@ -226,3 +226,20 @@ def test_the_region_flag_reaches_the_organization_s_own_calls(org: Organization,
     # Then the accounts are scanned in eu-west-1 and the hub's STS calls went there too
     assert {r["region"] for r in run.json["accounts"]} == {"eu-west-1"}
     assert {region for service, region in signed if service == "sts"} == {"eu-west-1"}
+
+
+def test_each_account_and_region_is_paced_by_its_own_quotas(org: Organization) -> None:
+    from permheal.adapters.organization import Account, MemberAccounts
+
+    broken, clean, _ = org.members
+    members = MemberAccounts("PermhealScanRole", 0.5)
+    # Given the ports of two accounts, and of one account in two regions
+    ports = [
+        members.adapters(Account(a, a), members.session(Account(a, a)), region)
+        for a, region in ((broken, "us-east-1"), (clean, "us-east-1"), (broken, "eu-west-1"))
+    ]
+    # Then each has its own pacer, at the configured share of every quota, used by both its ports
+    pacers = [p.pacer for p in ports]
+    assert len({id(p) for p in pacers}) == 3
+    assert all(p.share == 0.5 and p.buckets["lambda:GetPolicy"].rate == 7.5 for p in pacers)
+    assert all(p.gateway._pacer is p.pacer and p.policies._pacer is p.pacer for p in ports)

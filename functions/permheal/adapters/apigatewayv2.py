@@ -1,8 +1,9 @@
 """API Gateway v2 control plane (HTTP and WebSocket APIs): what their routes invoke.
 
-Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetAuthorizers
-and GetStages (or GetStage), each paginated by 500 items (a page per 500 routes), plus one ExportApi
-per HTTP stage with auto-deploy off (what it serves: its deployment, which may lag the API).
+Calls per API are constant whatever its size: GetApi, GetRoutes, GetIntegrations, GetStages (or
+GetStage) and, when a route is behind an authorizer or an export names one, GetAuthorizers, each
+paginated by 500 items (a page per 500 routes), plus one ExportApi per HTTP stage with auto-deploy
+off (what it serves: its deployment, which may lag the API).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code
+from permheal.adapters.aws import call_error, client, error_code, throttled
 from permheal.apiv2 import (
     HTTP,
     V2Spec,
@@ -26,6 +27,7 @@ from permheal.apiv2 import (
     stage_from,
 )
 from permheal.errors import AwsCallError, NotFoundError, ParseError
+from permheal.pacing import Pacer, unlimited
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
@@ -55,42 +57,62 @@ class V2Definition:
 
 
 class ApiGatewayV2:
-    def __init__(self, apigwv2: ApiGatewayV2Client | None = None, region: str | None = None):
+    def __init__(
+        self, apigwv2: ApiGatewayV2Client | None = None, region: str | None = None, pacer: Pacer | None = None
+    ):
         self._client = apigwv2 or client("apigatewayv2", region)
+        self._pacer = pacer or unlimited()
         self._apis: list[V2Api] | None = None
 
     def list_apis(self) -> list[V2Api]:
         """Every HTTP and WebSocket API in the region, cached for this adapter's life."""
         if self._apis is None:
-            self._apis = [_api(item) for item in self._pages(self._client.get_apis)]
+            self._apis = [_api(item) for item in self._pages("GetApis", self._client.get_apis)]
         return self._apis
 
     def get_api(self, api_id: str) -> V2Api | None:
         """The API with this id, or None when there is none (or the id is not a v2 id)."""
         try:
-            return _api(self._client.get_api(ApiId=api_id))
+            return _api(self._paced("GetApi", self._client.get_api, ApiId=api_id))
         except ClientError as exc:
             if error_code(exc) in ("NotFoundException", "BadRequestException"):
                 return None
             raise AwsCallError(f"GetApi {api_id}: {exc}") from exc
 
     def definition(self, api: V2Api, stage: str | None = None) -> V2Definition:
-        """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
+        """Routes, integrations, authorizers (only when a route or an export needs them) and the stage(s)."""
         api_id = api.api_id
         if stage is None:
-            stages = [stage_from(item) for item in self._pages(self._client.get_stages, ApiId=api_id)]
+            stages = [
+                stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)
+            ]
         else:
             try:
-                stages = [stage_from(self._client.get_stage(ApiId=api_id, StageName=stage))]
+                stages = [
+                    stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))
+                ]
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
                 raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        integrations = (integration_from(i) for i in self._pages(self._client.get_integrations, ApiId=api_id))
-        authorizers = (authorizer_from(a) for a in self._pages(self._client.get_authorizers, ApiId=api_id))
+        routes = tuple(route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id))
+        integrations = (
+            integration_from(i)
+            for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
+        )
+        exports = api.protocol == HTTP and any(not s.auto_deploy and s.deployment_id for s in stages)
+        # No route behind an authorizer and no export to match authorizers by name: none is needed.
+        authorizers = (
+            (
+                authorizer_from(a)
+                for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
+            )
+            if exports or any(route.authorizer_id for route in routes)
+            else ()
+        )
         spec = V2Spec(
             api.protocol,
-            tuple(route_from(r) for r in self._pages(self._client.get_routes, ApiId=api_id)),
+            routes,
             {i.integration_id: i for i in integrations},
             {a.authorizer_id: a for a in authorizers},
         )
@@ -105,7 +127,9 @@ class ApiGatewayV2:
     def _served(self, api_id: str, stage: str, current: V2Spec) -> V2Spec:
         """What an HTTP stage with auto-deploy off serves: its deployment, from its OAS 3.0 export."""
         try:
-            response = self._client.export_api(
+            response = self._paced(
+                "ExportApi",
+                self._client.export_api,
                 ApiId=api_id,
                 Specification="OAS30",
                 OutputType="JSON",
@@ -124,15 +148,21 @@ class ApiGatewayV2:
         except ParseError as exc:
             raise AwsCallError(f"ExportApi {api_id}/{stage}: {exc}") from exc
 
-    def _pages(self, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def _paced(self, name: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        """One call under the account's API Gateway quotas (botocore errors pass through)."""
+        return self._pacer.call("apigatewayv2", name, lambda: operation(**kwargs), throttled)
+
+    def _pages(self, name: str, operation: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             try:
-                page = operation(MaxResults=PAGE_SIZE, **kwargs, **({"NextToken": token} if token else {}))
+                page = self._paced(
+                    name, operation, MaxResults=PAGE_SIZE, **kwargs, **({"NextToken": token} if token else {})
+                )
             except ClientError as exc:
                 if error_code(exc) == "NotFoundException":
                     raise NotFoundError(str(exc)) from exc
-                raise AwsCallError(str(exc)) from exc
+                raise call_error(str(exc), exc) from exc
             yield from page.get("Items", [])
             token = page.get("NextToken")
             if not token:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from permheal.errors import AwsCallError, AwsClientError, ConfigError, PermhealError
+from permheal.errors import AwsCallError, AwsClientError, ConfigError, PermhealError, ThrottledError
 
 RETRY_ATTEMPTS = 6
 NO_REGION = (
@@ -226,6 +226,16 @@ THROTTLED = frozenset(
         "BandwidthLimitExceeded",
     }
 )
+
+
+def throttled(exc: BaseException) -> bool:
+    """Whether AWS refused the call for its rate (the pacer then pauses and tries again)."""
+    return error_code(exc) in THROTTLED
+
+
+def call_error(message: str, exc: BaseException) -> AwsCallError:
+    """The adapters' wrapper of a failed call: a ThrottledError when AWS refused it for its rate."""
+    return ThrottledError(message) if throttled(exc) else AwsCallError(message)
 
 
 READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Search", "Lookup")

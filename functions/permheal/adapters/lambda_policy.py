@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from permheal.adapters.aws import client, error_code
+from permheal.adapters.aws import call_error, client, error_code, throttled
 from permheal.arns import FunctionRef
 from permheal.errors import AwsCallError, ConflictError, NotFoundError
+from permheal.pacing import Pacer, unlimited
 from permheal.policy import Policy
 
 if TYPE_CHECKING:
@@ -26,16 +27,17 @@ class PolicyTooLarge(AwsCallError):
 
 
 class LambdaPolicies:
-    def __init__(self, lambda_client: LambdaClient | None = None):
+    def __init__(self, lambda_client: LambdaClient | None = None, pacer: Pacer | None = None):
         self._client = lambda_client or client("lambda")
+        self._pacer = pacer or unlimited()
 
     def read(self, function: FunctionRef) -> Policy:
         """The qualifier's own policy; empty (no RevisionId) when it has none yet."""
         try:
-            response = self._client.get_policy(**_name(function))
+            response = self._paced("GetPolicy", self._client.get_policy, **_name(function))
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
-                raise AwsCallError(f"GetPolicy {function.arn}: {exc}") from exc
+                raise call_error(f"GetPolicy {function.arn}: {exc}", exc) from exc
             self._require_function(function)
             return Policy()
         return Policy.from_json(response["Policy"], response.get("RevisionId"))
@@ -64,7 +66,7 @@ class LambdaPolicies:
 
     def _write(self, name: str, function: FunctionRef, operation: Any, **kwargs: Any) -> None:
         try:
-            operation(**_name(function), **kwargs)
+            self._paced(name, operation, **_name(function), **kwargs)
         except ClientError as exc:
             code = error_code(exc)
             if code in RACE_CODES:
@@ -73,15 +75,20 @@ class LambdaPolicies:
                 raise PolicyTooLarge(f"{name} {function.arn}: {exc}") from exc
             if code == "ResourceNotFoundException":
                 raise NotFoundError(f"{name} {function.arn}: {exc}") from exc
-            raise AwsCallError(f"{name} {function.arn}: {exc}") from exc
+            raise call_error(f"{name} {function.arn}: {exc}", exc) from exc
 
     def _require_function(self, function: FunctionRef) -> None:
         try:
-            self._client.get_function_configuration(**_name(function))
+            self._paced(
+                "GetFunctionConfiguration", self._client.get_function_configuration, **_name(function)
+            )
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise NotFoundError(f"function {function.arn} does not exist") from exc
-            raise AwsCallError(f"GetFunctionConfiguration {function.arn}: {exc}") from exc
+            raise call_error(f"GetFunctionConfiguration {function.arn}: {exc}", exc) from exc
+
+    def _paced(self, name: str, operation: Any, **kwargs: Any) -> Any:
+        return self._pacer.call("lambda", name, lambda: operation(**kwargs), throttled)
 
 
 def _name(function: FunctionRef) -> dict[str, str]:

@@ -17,6 +17,7 @@ from permheal.adapters.aws import Credentials, client, client_for, error_code
 from permheal.adapters.lambda_policy import LambdaPolicies
 from permheal.adapters.ports import Adapters
 from permheal.errors import AwsCallError, ConfigError
+from permheal.pacing import Pacer
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -61,9 +62,10 @@ def _active(item: Any) -> bool:
 class MemberAccounts:
     """The scan's ports in each account: the caller's own, or built from a role assumed there."""
 
-    def __init__(self, role_name: str, sts: STSClient | None = None) -> None:
+    def __init__(self, role_name: str, quota_share: float, sts: STSClient | None = None) -> None:
         self._sts = sts or client("sts")
         self._role_name = role_name
+        self._quota_share = quota_share
         self.caller = caller_identity(self._sts)
 
     def session(self, account: Account) -> Credentials | None:
@@ -78,14 +80,20 @@ class MemberAccounts:
         return Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
 
     def adapters(self, account: Account, credentials: Credentials | None, region: str) -> Adapters:
-        """Read-only ports in one account and region; the identity is known, so never asked for."""
+        """Read-only ports in one account and region, paced to that account's own quotas there.
+
+        The identity is known, so never asked for.
+        """
         identity = Identity(self.caller.partition, account.account_id)
+        pacer = Pacer(self._quota_share)
         if credentials is None:
-            gateway = ApiGateway(client("apigateway", region), client("apigatewayv2", region))
-            policies = LambdaPolicies(client("lambda", region))
+            gateway = ApiGateway(client("apigateway", region), client("apigatewayv2", region), pacer)
+            policies = LambdaPolicies(client("lambda", region), pacer)
         else:
             gateway = ApiGateway(
-                client_for("apigateway", region, credentials), client_for("apigatewayv2", region, credentials)
+                client_for("apigateway", region, credentials),
+                client_for("apigatewayv2", region, credentials),
+                pacer,
             )
-            policies = LambdaPolicies(client_for("lambda", region, credentials))
-        return Adapters(gateway, policies, identity=lambda: identity)
+            policies = LambdaPolicies(client_for("lambda", region, credentials), pacer)
+        return Adapters(gateway, policies, identity=lambda: identity, pacer=pacer)

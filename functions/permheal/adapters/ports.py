@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from permheal.adapters.account import Allowlist, Identity, caller_identity, read_allowlist
+from permheal.pacing import Pacer, unlimited
 
 if TYPE_CHECKING:
     from permheal.adapters.access_logs import AccessLogStages
@@ -34,6 +35,7 @@ class Adapters:
         ledger: Ledger | None = None,
         *,
         ledger_table: str | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._gateway = gateway
         self._policies = policies
@@ -43,18 +45,20 @@ class Adapters:
         self._ledger = ledger
         self._ledger_table = None if ledger is not None else ledger_table
         self._access_logs: AccessLogStages | None = None
+        self.pacer = pacer or unlimited()
+        """This account+region's quotas, shared by the gateway and policies adapters built here."""
 
     @classmethod
-    def default(cls, ledger_table: str | None = None) -> Adapters:
+    def default(cls, ledger_table: str | None = None, pacer: Pacer | None = None) -> Adapters:
         """Real adapters (no client built yet); without a ledger table nothing is recorded."""
-        return cls(ledger_table=ledger_table)
+        return cls(ledger_table=ledger_table, pacer=pacer)
 
     @property
     def gateway(self) -> ApiGateway:
         if self._gateway is None:
             from permheal.adapters.apigateway import ApiGateway
 
-            self._gateway = ApiGateway()
+            self._gateway = ApiGateway(pacer=self.pacer)
         return self._gateway
 
     @property
@@ -62,7 +66,7 @@ class Adapters:
         if self._policies is None:
             from permheal.adapters.lambda_policy import LambdaPolicies
 
-            self._policies = LambdaPolicies()
+            self._policies = LambdaPolicies(pacer=self.pacer)
         return self._policies
 
     @property

@@ -114,10 +114,10 @@ def group_by_function(targets: Sequence[Target]) -> tuple[FunctionGroup, ...]:
     groups: dict[FunctionRef, list[Target]] = {}
     for target in targets:
         groups.setdefault(target.function, []).append(target)
-    return tuple(FunctionGroup(fn, tuple(groups[fn])) for fn in sorted(groups, key=_function_order))
+    return tuple(FunctionGroup(fn, tuple(groups[fn])) for fn in sorted(groups, key=function_order))
 
 
-def _function_order(function: FunctionRef) -> tuple[str, str, str, str, bool, str]:
+def function_order(function: FunctionRef) -> tuple[str, str, str, str, bool, str]:
     """A total order over function+qualifier (None = unqualified first)."""
     f = function
     return (f.partition, f.region, f.account, f.name, f.qualifier is not None, f.qualifier or "")
