@@ -1,0 +1,252 @@
+"""CloudWatch metrics in the local AWS: the handlers' EMF lines become moto CloudWatch datapoints.
+
+On AWS, Lambda ships stdout to CloudWatch Logs and CloudWatch turns Embedded Metric Format lines
+into metrics. Here handlers run in process (`lambda_runtime`), so `EmfForwarder` reads what they
+print and calls PutMetricData with the EMF namespace, dimensions, units and timestamp. `seed_week`
+replays captured EMF documents at shifted timestamps; `dashboard_table` answers the deployed
+dashboard's widgets with GetMetricData, so the dashboard can be read at a glance locally.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from permheal_local.template import load_template
+from permheal_local.template import resources as template_resources
+
+DAY = timedelta(days=1)
+_SUB = re.compile(r"\$\{([^}]+)\}")
+_PERCENTILE = re.compile(r"^p\d")
+
+
+def emf_documents(text: str) -> list[dict[str, Any]]:
+    """The EMF documents among printed lines (Powertools prints one JSON line per flush)."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "CloudWatchMetrics" in document.get("_aws", {}):
+            found.append(document)
+    return found
+
+
+def metric_data(document: dict[str, Any], at: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, MetricDatum) pairs of one EMF document, timestamped `at` or by the document."""
+    aws = document["_aws"]
+    when = at or datetime.fromtimestamp(aws["Timestamp"] / 1000, tz=UTC)
+    pairs = []
+    for directive in aws["CloudWatchMetrics"]:
+        for dimension_set in directive.get("Dimensions") or [[]]:
+            dimensions = [{"Name": name, "Value": str(document[name])} for name in dimension_set]
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                for value in values if isinstance(values, list) else [values]:
+                    datum = {
+                        "MetricName": metric["Name"],
+                        "Dimensions": dimensions,
+                        "Timestamp": when,
+                        "Value": float(value),
+                        "Unit": metric.get("Unit", "None"),
+                    }
+                    pairs.append((directive["Namespace"], datum))
+    return pairs
+
+
+def put(cloudwatch: Any, document: dict[str, Any], at: datetime | None = None) -> None:
+    """PutMetricData one EMF document, one call per namespace."""
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for namespace, datum in metric_data(document, at):
+        by_namespace.setdefault(namespace, []).append(datum)
+    for namespace, data in by_namespace.items():
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+
+
+class _Tee(io.TextIOBase):
+    """Passes writes through and keeps complete lines for the forwarder."""
+
+    def __init__(self, through: TextIO, sink: list[str]):
+        self._through = through
+        self._sink = sink
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._partial = (self._partial + text).split("\n")
+            self._sink.extend(lines)
+        return self._through.write(text)
+
+    def flush(self) -> None:
+        self._through.flush()
+
+
+@dataclass
+class EmfForwarder:
+    """While active, EMF lines printed to stdout are kept; `publish()` sends them to CloudWatch.
+
+    Publishing is separate from capture because handlers print while holding the runtime's lock,
+    from Step Functions' threads; PutMetricData runs afterwards, from the caller's thread.
+    """
+
+    cloudwatch: Any
+    lines: list[str] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    _saved: TextIO | None = None
+
+    def __enter__(self) -> EmfForwarder:
+        self._saved = sys.stdout
+        sys.stdout = _Tee(sys.stdout, self.lines)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self._saved is not None:
+            sys.stdout = self._saved
+        self.publish()
+
+    def publish(self) -> list[dict[str, Any]]:
+        """PutMetricData every EMF document printed since the last publish; returns them."""
+        text = "\n".join(self.lines)
+        self.lines.clear()
+        documents = emf_documents(text)
+        for document in documents:
+            put(self.cloudwatch, document)
+        self.documents.extend(documents)
+        return documents
+
+
+def seed_week(cloudwatch: Any, documents: list[dict[str, Any]], now: datetime, days: int = 7) -> int:
+    """Replay real captured EMF documents once per day over `days`, returning datapoints sent.
+
+    Day d (0 = oldest) gets the documents d % 3 + 1 times, so the week is not flat. Only the
+    timestamp is shifted: names, dimensions, units and values are what the handlers printed.
+    """
+    sent = 0
+    for day in range(days):
+        start = now - (days - day) * DAY + timedelta(hours=1)
+        for repeat in range(day % 3 + 1):
+            for index, document in enumerate(documents):
+                at = start + timedelta(minutes=10 * repeat + index)
+                put(cloudwatch, document, at)
+                sent += len(metric_data(document, at))
+    return sent
+
+
+def dashboard_body(template_path: Path, substitutions: dict[str, str]) -> dict[str, Any]:
+    """The template's DashboardBody with `${...}` substituted (unknown names become themselves)."""
+    body = template_resources(load_template(template_path))["Dashboard"]["Properties"]["DashboardBody"]
+    text = body["Fn::Sub"] if isinstance(body, dict) else body
+    document: dict[str, Any] = json.loads(_SUB.sub(lambda m: substitutions.get(m[1], m[1]), text))
+    return document
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a metric widget: what GetMetricData is asked for it."""
+
+    label: str
+    namespace: str
+    metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    stat: str
+
+
+def widget_series(body: dict[str, Any]) -> list[tuple[str, list[Series]]]:
+    """(title, series) of each metric widget, with the widget's default stat and "..." shorthand."""
+    widgets = []
+    for widget in body.get("widgets", []):
+        props = widget.get("properties", {})
+        if widget.get("type") != "metric" or "metrics" not in props:
+            continue
+        series = []
+        previous: list[Any] = []
+        for row in props["metrics"]:
+            options = row[-1] if row and isinstance(row[-1], dict) else {}
+            parts = [p for p in row if not isinstance(p, dict)]
+            if parts and parts[0] == "...":
+                parts = previous[: len(previous) - len(parts) + 1] + parts[1:]
+            previous = parts
+            namespace, metric, *pairs = parts
+            stat = options.get("stat", props.get("stat", "Sum"))
+            label = f"{options.get('label', metric)} ({stat})"
+            dimensions = tuple(zip(pairs[::2], pairs[1::2], strict=True))
+            series.append(Series(label, namespace, metric, dimensions, stat))
+        widgets.append((props.get("title", ""), series))
+    return widgets
+
+
+def dashboard_data(
+    cloudwatch: Any, body: dict[str, Any], now: datetime, days: int = 7
+) -> list[tuple[str, list[tuple[Series, list[float] | None]]]]:
+    """Each widget's series as one value per day (oldest first) from GetMetricData; [] for no data.
+
+    Asked per hour (the widgets' period) and combined per day here, so day boundaries are the table's.
+
+    moto's GetMetricData cannot compute percentiles (pNN): those series are None, not a guess.
+    """
+    start = (now - days * DAY).replace(microsecond=0)  # CloudWatch periods start at whole seconds
+    answer = []
+    for title, widget in widget_series(body):
+        rows: list[tuple[Series, list[float] | None]] = []
+        for one in widget:
+            if _PERCENTILE.match(one.stat):
+                rows.append((one, None))
+                continue
+            metric = {
+                "Namespace": one.namespace,
+                "MetricName": one.metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in one.dimensions],
+            }
+            result = cloudwatch.get_metric_data(
+                MetricDataQueries=[
+                    {"Id": "m", "MetricStat": {"Metric": metric, "Period": 3600, "Stat": one.stat}}
+                ],
+                StartTime=start,
+                EndTime=now,
+            )["MetricDataResults"][0]
+            hourly: list[list[float]] = [[] for _ in range(days)]
+            for stamp, value in zip(result["Timestamps"], result["Values"], strict=True):
+                hourly[min(days - 1, max(0, int((stamp - start) // DAY)))].append(value)
+            per_day = [_combine(one.stat, values) for values in hourly]
+            rows.append((one, per_day if result["Values"] else []))
+        answer.append((title, rows))
+    return answer
+
+
+def _combine(stat: str, hours: list[float]) -> float:
+    """A day's value from its hours' values (hours are the widgets' period; days are the table's)."""
+    if not hours:
+        return 0.0
+    if stat == "Maximum":
+        return max(hours)
+    if stat == "Minimum":
+        return min(hours)
+    if stat == "Average":
+        return sum(hours) / len(hours)  # of the hours with data: close, not exact, for a glance
+    return sum(hours)  # Sum, SampleCount
+
+
+def dashboard_table(data: list[tuple[str, list[tuple[Series, list[float] | None]]]]) -> str:
+    """The dashboard at a glance: widget → series → one value per day, oldest first ('-' = no data)."""
+    lines = []
+    for title, rows in data:
+        lines.append(title)
+        for series, per_day in rows:
+            if per_day is None:
+                cells = "  (a percentile: moto's CloudWatch does not compute them)"
+            else:
+                cells = " ".join(f"{v:>7g}" for v in per_day) if per_day else "      -"
+            lines.append(f"  {series.label:<48} {cells}")
+    return "\n".join(lines) + "\n"
