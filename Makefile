@@ -14,7 +14,7 @@ BUILD_DIR := build/sam
 export SAM_CLI_TELEMETRY := 0
 export PERMHEAL_PYTHON312 := $(PYTHON312)
 
-.PHONY: install test lint typecheck sam-check test-py312 demo bench reliability check-templates clean
+.PHONY: install test lint typecheck sam-check test-py312 demo dashboard bench reliability check-templates clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ check-templates: $(DEV)
 
 demo: $(LOCAL)
 	$(BIN)/permheal demo
+
+# The CloudWatch dashboard at a glance in the local AWS: one healed incident's EMF, replayed over 7 days.
+dashboard: $(LOCAL)
+	$(BIN)/python -m permheal_local.metrics
 
 bench: $(DEV)
 	$(BIN)/python -m benchmarks.run

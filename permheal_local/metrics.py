@@ -250,3 +250,40 @@ def dashboard_table(data: list[tuple[str, list[tuple[Series, list[float] | None]
                 cells = " ".join(f"{v:>7g}" for v in per_day) if per_day else "      -"
             lines.append(f"  {series.label:<48} {cells}")
     return "\n".join(lines) + "\n"
+
+
+def glance(out: TextIO) -> int:
+    """Heal the demo's petstore in the local AWS, seed a week from its EMF, print the dashboard."""
+    import contextlib
+
+    from permheal_local.aws import local_aws, wait_until_stopped
+    from permheal_local.demo import API_NAME, HANDLER_ENV, REQUESTS, STAGE, build_petstore
+    from permheal_local.stack import TEMPLATE
+
+    with local_aws(handler_env=HANDLER_ENV) as local:
+        world = local.world
+        petstore = build_petstore(world)
+        world.allow(API_NAME)
+        cloudwatch = world.client("cloudwatch")
+        # Handler output is Lambda's CloudWatch Logs, not this table: kept out of `out`.
+        with contextlib.redirect_stdout(io.StringIO()), EmfForwarder(cloudwatch) as forwarder:
+            simulator = local.simulator()
+            for request in REQUESTS:
+                simulator.request(petstore.api_id, STAGE, request.method, request.path, request.headers)
+            for delivery in local.flush_logs():
+                result = delivery.result if isinstance(delivery.result, dict) else {}
+                for execution_arn in result.get("started", []):
+                    wait_until_stopped(world.client("stepfunctions"), execution_arn)
+        now = datetime.now(UTC)
+        seed_week(cloudwatch, forwarder.documents, now)
+        body = dashboard_body(TEMPLATE, {"AWS::Region": world.region, "AWS::StackName": local.stack.name})
+        out.write(
+            f"{len(forwarder.documents)} EMF documents from one healed incident, replayed over 7 days\n"
+        )
+        out.write("(one column per day, oldest first; '-' = no data)\n")
+        out.write(dashboard_table(dashboard_data(cloudwatch, body, now + timedelta(minutes=5))))
+    return 0 if forwarder.documents else 1
+
+
+if __name__ == "__main__":
+    sys.exit(glance(sys.stdout))

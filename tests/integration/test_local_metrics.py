@@ -7,6 +7,7 @@ metrics under the template's namespace and `service` dimension.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,3 +88,13 @@ def test_a_seeded_week_fills_every_permheal_widget(
         )  # seeded days; today also the real run
         table = metrics.dashboard_table(data)
         assert "Incidents detected" in table and "incidents (Sum)" in table
+
+
+def test_glance_prints_the_dashboard_with_a_week_of_data() -> None:
+    out = io.StringIO()
+    assert metrics.glance(out) == 0
+    text = out.getvalue()
+    row = next(line for line in text.splitlines() if "incidents (Sum)" in line)
+    days = [float(cell) for cell in row.split("(Sum)")[1].split()]
+    assert len(days) == 7 and all(day > 0 for day in days), row
+    assert "Statements added / removed" in text and "Time to heal" in text
