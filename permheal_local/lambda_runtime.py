@@ -4,19 +4,26 @@
 runs in this process with its configured environment, and answers like Lambda: the return value
 as JSON, or `X-Amz-Function-Error: Unhandled` with `{"errorType", "errorMessage"}` so Step
 Functions sees the exception's class name as the error, as it does on AWS.
+
+What a run prints is what Lambda would ship to the function's CloudWatch Logs stream: it still
+reaches stdout, and `log_observers` get it; `install()` adds `metrics.forward_emf`, which turns its
+Embedded Metric Format lines into CloudWatch metrics, as CloudWatch does on AWS.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -28,6 +35,8 @@ invocations: list[tuple[str, float]] = []
 """(function name, seconds) of every handler run, for timelines and benchmarks."""
 observers: list[Callable[[str, Any, Any], None]] = []
 """Called with (function name, event, result-or-exception) after each run: the demo's progress."""
+log_observers: list[Callable[[LocalContext, str], None]] = []
+"""Called with (context, what the run printed) after each run, in the function's environment."""
 
 
 @dataclass
@@ -44,9 +53,18 @@ class LocalContext:
         return 60_000
 
 
-def install(extra_env: dict[str, str] | None = None) -> None:
-    """Patch moto's Lambda backends; `extra_env` is added to every handler's environment."""
+def install(extra_env: dict[str, str] | None = None, *, emf_metrics: bool = True) -> None:
+    """Patch moto's Lambda backends; `extra_env` is added to every handler's environment.
+
+    With `emf_metrics`, the EMF lines a run prints become CloudWatch metrics (`metrics.forward_emf`).
+    """
+    from permheal_local.metrics import forward_emf
+
     _serialize_workflow_clients()
+    if forward_emf in log_observers:
+        log_observers.remove(forward_emf)
+    if emf_metrics:
+        log_observers.append(forward_emf)
     for backend in (LambdaBackend, LambdaSimpleBackend):
         if backend not in _ORIGINALS:
             _ORIGINALS[backend] = backend.__dict__.get("invoke", backend.invoke)
@@ -78,6 +96,10 @@ def _serialize_workflow_clients() -> None:
 
 
 def uninstall() -> None:
+    from permheal_local.metrics import forward_emf
+
+    if forward_emf in log_observers:
+        log_observers.remove(forward_emf)
     for backend, original in _ORIGINALS.items():
         backend.invoke = original  # type: ignore[method-assign]
     _ORIGINALS.clear()
@@ -110,8 +132,11 @@ def run_handler(
     module_name, _, attribute = handler.rpartition(".")
     with _LOCK, _environment(env):
         started = time.perf_counter()
+        printed = io.StringIO()
         try:
-            result: Any = getattr(importlib.import_module(module_name), attribute)(event, context)
+            module = importlib.import_module(module_name)
+            with _powertools_settings(module, env), capture_prints(printed):
+                result: Any = getattr(module, attribute)(event, context)
         except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             result = {
@@ -124,9 +149,84 @@ def run_handler(
             outcome = result
         finally:
             invocations.append((context.function_name, time.perf_counter() - started))
+        for log_observer in list(log_observers):
+            log_observer(context, printed.getvalue())
         for observer in list(observers):
             observer(context.function_name, event, outcome)
         return result
+
+
+_CAPTURE = threading.local()
+"""The innermost `capture_prints` of each thread: only it keeps what that thread prints."""
+
+
+class _InvocationOutput(io.TextIOBase):
+    """sys.stdout while a handler runs: every write passes through; the running thread's are also kept."""
+
+    def __init__(self, through: TextIO, kept: io.StringIO):
+        self._through = through
+        self._kept = kept
+
+    def write(self, text: str) -> int:
+        if getattr(_CAPTURE, "current", None) is self:
+            self._kept.write(text)
+        return self._through.write(text)
+
+    def flush(self) -> None:
+        self._through.flush()
+
+    def isatty(self) -> bool:
+        return self._through.isatty()
+
+    def fileno(self) -> int:
+        return self._through.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._through, "encoding", None) or "utf-8"
+
+
+@contextmanager
+def capture_prints(kept: io.StringIO) -> Iterator[None]:
+    """Keep in `kept` what this thread prints meanwhile: one invocation's share of the process's stdout.
+
+    Lambda gives each invocation its own stdout; here handlers share the process's. Other threads'
+    output passes through untouched, a nested invocation keeps its own, and sys.stdout is restored
+    only if nobody replaced it meanwhile (pytest swaps it between tests while workflows still run).
+    """
+    saved = sys.stdout
+    tee = _InvocationOutput(saved, kept)
+    outer = getattr(_CAPTURE, "current", None)
+    sys.stdout = tee
+    _CAPTURE.current = tee
+    try:
+        yield
+    finally:
+        _CAPTURE.current = outer
+        if sys.stdout is tee:
+            sys.stdout = saved
+
+
+@contextmanager
+def _powertools_settings(module: ModuleType, env: dict[str, str]) -> Iterator[None]:
+    """The handler module's Powertools `Metrics` take this function's namespace and service for the run.
+
+    Powertools reads POWERTOOLS_METRICS_NAMESPACE / POWERTOOLS_SERVICE_NAME when `Metrics()` is created:
+    on AWS in each function's own cold start, in its environment; here once per process, under whichever
+    environment imported the module first (a test's, another function's). Unset names keep the current one.
+    """
+    from aws_lambda_powertools import Metrics
+
+    singletons = {id(value): value for value in vars(module).values() if isinstance(value, Metrics)}
+    saved = [(one, one.namespace, one.service) for one in singletons.values()]
+    for one in singletons.values():
+        one.namespace = env.get("POWERTOOLS_METRICS_NAMESPACE", one.namespace)
+        one.service = env.get("POWERTOOLS_SERVICE_NAME", one.service)
+    try:
+        yield
+    finally:
+        for one, namespace, service in saved:
+            one.namespace, one.service = namespace, service
 
 
 @contextmanager

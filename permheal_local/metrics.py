@@ -1,8 +1,8 @@
 """CloudWatch metrics in the local AWS: the handlers' EMF lines become moto CloudWatch datapoints.
 
 On AWS, Lambda ships stdout to CloudWatch Logs and CloudWatch turns Embedded Metric Format lines
-into metrics. Here handlers run in process (`lambda_runtime`), so `EmfForwarder` reads what they
-print and calls PutMetricData with the EMF namespace, dimensions, units and timestamp. `seed_week`
+into metrics. Here handlers run in process (`lambda_runtime`), which hands each run's output to
+`forward_emf`: PutMetricData with the EMF namespace, dimensions, units and timestamp. `seed_week`
 replays captured EMF documents at shifted timestamps; `dashboard_table` answers the deployed
 dashboard's widgets with GetMetricData, so the dashboard can be read at a glance locally.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,57 +76,45 @@ def put(cloudwatch: Any, document: dict[str, Any], at: datetime | None = None) -
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
 
-class _Tee(io.TextIOBase):
-    """Passes writes through and keeps complete lines for the forwarder."""
-
-    def __init__(self, through: TextIO, sink: list[str]):
-        self._through = through
-        self._sink = sink
-        self._partial = ""
-        self._lock = threading.Lock()
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            *lines, self._partial = (self._partial + text).split("\n")
-            self._sink.extend(lines)
-        return self._through.write(text)
-
-    def flush(self) -> None:
-        self._through.flush()
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+"""CloudWatch clients per (region, endpoint): the local AWS's, in process or behind `local-aws`."""
 
 
-@dataclass
-class EmfForwarder:
-    """While active, EMF lines printed to stdout are kept; `publish()` sends them to CloudWatch.
+def forward_emf(context: Any, printed: str) -> None:
+    """A `lambda_runtime` log observer: PutMetricData each EMF document one invocation printed.
 
-    Publishing is separate from capture because handlers print while holding the runtime's lock,
-    from Step Functions' threads; PutMetricData runs afterwards, from the caller's thread.
+    On AWS, CloudWatch extracts these metrics from the function's log stream; here the runtime hands
+    over each run's output, in the function's environment, so the client reaches the same local AWS
+    the handler's own calls do. The region is the function's.
     """
+    documents = emf_documents(printed)
+    if not documents:
+        return
+    region = context.invoked_function_arn.split(":")[3]
+    key = (region, os.environ.get("AWS_ENDPOINT_URL"))
+    if key not in _CLIENTS:
+        import boto3
 
-    cloudwatch: Any
-    lines: list[str] = field(default_factory=list)
-    documents: list[dict[str, Any]] = field(default_factory=list)
-    _saved: TextIO | None = None
+        _CLIENTS[key] = boto3.client("cloudwatch", region_name=region)
+    for document in documents:
+        put(_CLIENTS[key], document)
 
-    def __enter__(self) -> EmfForwarder:
-        self._saved = sys.stdout
-        sys.stdout = _Tee(sys.stdout, self.lines)
-        return self
 
-    def __exit__(self, *_: Any) -> None:
-        if self._saved is not None:
-            sys.stdout = self._saved
-        self.publish()
+@contextmanager
+def recorded() -> Iterator[list[dict[str, Any]]]:
+    """The EMF documents printed by handler runs meanwhile (whatever thread runs them), in order."""
+    from permheal_local import lambda_runtime
 
-    def publish(self) -> list[dict[str, Any]]:
-        """PutMetricData every EMF document printed since the last publish; returns them."""
-        text = "\n".join(self.lines)
-        self.lines.clear()
-        documents = emf_documents(text)
-        for document in documents:
-            put(self.cloudwatch, document)
-        self.documents.extend(documents)
-        return documents
+    documents: list[dict[str, Any]] = []
+
+    def observe(_context: Any, printed: str) -> None:
+        documents.extend(emf_documents(printed))
+
+    lambda_runtime.log_observers.append(observe)
+    try:
+        yield documents
+    finally:
+        lambda_runtime.log_observers.remove(observe)
 
 
 def seed_week(cloudwatch: Any, documents: list[dict[str, Any]], now: datetime, days: int = 7) -> int:
@@ -190,11 +180,12 @@ def widget_series(body: dict[str, Any]) -> list[tuple[str, list[Series]]]:
 def dashboard_data(
     cloudwatch: Any, body: dict[str, Any], now: datetime, days: int = 7
 ) -> list[tuple[str, list[tuple[Series, list[float] | None]]]]:
-    """Each widget's series as one value per day (oldest first) from GetMetricData; [] for no data.
+    """Each widget's series as one value per day (oldest first); [] for no data.
 
     Asked per hour (the widgets' period) and combined per day here, so day boundaries are the table's.
-
-    moto's GetMetricData cannot compute percentiles (pNN): those series are None, not a guess.
+    GetMetricStatistics, not the console's GetMetricData: moto 5.2's GetMetricData ignores the
+    Namespace when Dimensions are given, AWS does not. moto computes no percentiles (pNN): those
+    series are None, not a guess.
     """
     start = (now - days * DAY).replace(microsecond=0)  # CloudWatch periods start at whole seconds
     answer = []
@@ -204,23 +195,21 @@ def dashboard_data(
             if _PERCENTILE.match(one.stat):
                 rows.append((one, None))
                 continue
-            metric = {
-                "Namespace": one.namespace,
-                "MetricName": one.metric,
-                "Dimensions": [{"Name": k, "Value": v} for k, v in one.dimensions],
-            }
-            result = cloudwatch.get_metric_data(
-                MetricDataQueries=[
-                    {"Id": "m", "MetricStat": {"Metric": metric, "Period": 3600, "Stat": one.stat}}
-                ],
+            points = cloudwatch.get_metric_statistics(
+                Namespace=one.namespace,
+                MetricName=one.metric,
+                Dimensions=[{"Name": k, "Value": v} for k, v in one.dimensions],
                 StartTime=start,
                 EndTime=now,
-            )["MetricDataResults"][0]
+                Period=3600,
+                Statistics=[one.stat],
+            )["Datapoints"]
             hourly: list[list[float]] = [[] for _ in range(days)]
-            for stamp, value in zip(result["Timestamps"], result["Values"], strict=True):
-                hourly[min(days - 1, max(0, int((stamp - start) // DAY)))].append(value)
+            for point in points:
+                day = min(days - 1, max(0, int((point["Timestamp"] - start) // DAY)))
+                hourly[day].append(point[one.stat])
             per_day = [_combine(one.stat, values) for values in hourly]
-            rows.append((one, per_day if result["Values"] else []))
+            rows.append((one, per_day if points else []))
         answer.append((title, rows))
     return answer
 
@@ -266,7 +255,7 @@ def glance(out: TextIO) -> int:
         world.allow(API_NAME)
         cloudwatch = world.client("cloudwatch")
         # Handler output is Lambda's CloudWatch Logs, not this table: kept out of `out`.
-        with contextlib.redirect_stdout(io.StringIO()), EmfForwarder(cloudwatch) as forwarder:
+        with contextlib.redirect_stdout(io.StringIO()), recorded() as documents:
             simulator = local.simulator()
             for request in REQUESTS:
                 simulator.request(petstore.api_id, STAGE, request.method, request.path, request.headers)
@@ -275,14 +264,12 @@ def glance(out: TextIO) -> int:
                 for execution_arn in result.get("started", []):
                     wait_until_stopped(world.client("stepfunctions"), execution_arn)
         now = datetime.now(UTC)
-        seed_week(cloudwatch, forwarder.documents, now)
+        seed_week(cloudwatch, documents, now)
         body = dashboard_body(TEMPLATE, {"AWS::Region": world.region, "AWS::StackName": local.stack.name})
-        out.write(
-            f"{len(forwarder.documents)} EMF documents from one healed incident, replayed over 7 days\n"
-        )
+        out.write(f"{len(documents)} EMF documents from one healed incident, replayed over 7 days\n")
         out.write("(one column per day, oldest first; '-' = no data)\n")
         out.write(dashboard_table(dashboard_data(cloudwatch, body, now + timedelta(minutes=5))))
-    return 0 if forwarder.documents else 1
+    return 0 if documents else 1
 
 
 if __name__ == "__main__":

@@ -1,38 +1,38 @@
 """The handlers' EMF output becomes CloudWatch metrics in the local AWS, and fills the dashboard.
 
 A real incident runs through the deployed workflow (detector via Lambda Invoke, Step Functions,
-real handlers) while `EmfForwarder` is active; moto's CloudWatch must then hold the handlers'
-metrics under the template's namespace and `service` dimension.
+real handlers); the local Lambda runtime hands each run's output to `metrics.forward_emf`, so moto's
+CloudWatch must then hold the handlers' metrics under the template's namespace and `service`
+dimension, whatever environment the test process imported the handlers under.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from permheal_local import metrics
+import permheal.handlers.detect  # imported under the tests' environment, before any run
+from permheal_local import lambda_runtime, metrics
 from permheal_local.stack import TEMPLATE
 from tests.integration.support import Petstore
 from tests.integration.test_workflow import detect_through_lambda
 
 SERVICE = [{"Name": "service", "Value": "permheal"}]
+UNDECODABLE = json.dumps({"awslogs": {"data": "bm90Z3o="}})
 
 
-def run_incident(world: Any, stack: Any, petstore: Petstore, *, forward: bool = True) -> list[dict[str, Any]]:
-    """One healing incident plus one undecodable payload (the errors widget), EMF captured."""
-    with metrics.EmfForwarder(world.client("cloudwatch")) as forwarder:
+def run_incident(world: Any, stack: Any, petstore: Petstore) -> list[dict[str, Any]]:
+    """One healing incident plus one undecodable payload (the errors widget); the EMF they printed."""
+    with metrics.recorded() as documents:
         detect_through_lambda(world, stack, petstore)
-        world.client("lambda").invoke(
-            FunctionName=stack.functions["DetectorFunction"],
-            Payload=json.dumps({"awslogs": {"data": "bm90Z3o="}}),
-        )
-        if not forward:
-            forwarder.lines.clear()
-    return forwarder.documents
+        world.client("lambda").invoke(FunctionName=stack.functions["DetectorFunction"], Payload=UNDECODABLE)
+    return documents
 
 
 def total(world: Any, name: str, start: datetime) -> tuple[list[float], str | None]:
@@ -51,6 +51,7 @@ def total(world: Any, name: str, start: datetime) -> tuple[list[float], str | No
 
 def test_emf_of_a_real_workflow_run_reaches_cloudwatch(world: Any, stack: Any, petstore: Petstore) -> None:
     start = datetime.now(UTC) - timedelta(hours=1)
+    stdout = sys.stdout
     documents = run_incident(world, stack, petstore)
     # The detector, repair and summarize steps all flushed EMF, and each became datapoints
     assert any("IncidentsDetected" in d for d in documents)
@@ -62,30 +63,75 @@ def test_emf_of_a_real_workflow_run_reaches_cloudwatch(world: Any, stack: Any, p
     # Namespace and dimensions are the EMF ones, nothing else
     listed = world.client("cloudwatch").list_metrics(MetricName="IncidentsDetected")["Metrics"]
     assert [(m["Namespace"], m["Dimensions"]) for m in listed] == [("Permheal", SERVICE)]
+    # The process's stdout is the one it was: runs capture their output, they do not keep stdout
+    assert sys.stdout is stdout
 
 
-@pytest.mark.parametrize("forward", [True, False])
-def test_a_seeded_week_fills_every_permheal_widget(
-    world: Any, stack: Any, petstore: Petstore, forward: bool
+def test_the_namespace_is_the_functions_not_the_importing_processs(world: Any, stack: Any) -> None:
+    # Given the handlers were imported under the tests' POWERTOOLS_METRICS_NAMESPACE ("permheal")
+    assert permheal.handlers.detect.metrics.namespace == "permheal"
+    # When the deployed detector runs (its environment says "Permheal", as template.yaml does)
+    with metrics.recorded() as documents:
+        world.client("lambda").invoke(FunctionName=stack.functions["DetectorFunction"], Payload=UNDECODABLE)
+    # Then its EMF carries the function's namespace, as a cold start in that environment would
+    namespaces = {d["Namespace"] for doc in documents for d in doc["_aws"]["CloudWatchMetrics"]}
+    assert namespaces == {"Permheal"}
+    # and the module keeps the process's for direct calls (unit tests)
+    assert permheal.handlers.detect.metrics.namespace == "permheal"
+
+
+def test_without_emf_metrics_nothing_reaches_cloudwatch(world: Any, stack: Any, petstore: Petstore) -> None:
+    lambda_runtime.install(emf_metrics=False)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    documents = run_incident(world, stack, petstore)
+    assert any("IncidentsDetected" in d for d in documents)  # printed, as ever
+    assert total(world, "IncidentsDetected", start) == ([], None)
+
+
+def test_a_run_keeps_only_what_its_own_thread_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    kept = io.StringIO()
+    other = threading.Thread(target=print, args=("another thread",))
+    with lambda_runtime.capture_prints(kept):
+        print("the handler")
+        other.start()
+        other.join()
+        inner = io.StringIO()
+        with lambda_runtime.capture_prints(inner):
+            print("a nested run")
+    # Everything still reaches stdout; each capture keeps only its own run's lines
+    assert capsys.readouterr().out == "the handler\nanother thread\na nested run\n"
+    assert (kept.getvalue(), inner.getvalue()) == ("the handler\n", "a nested run\n")
+
+
+def test_stdout_replaced_during_a_run_is_left_alone() -> None:
+    saved = sys.stdout
+    replacement = io.StringIO()
+    try:
+        with lambda_runtime.capture_prints(io.StringIO()):
+            sys.stdout = replacement  # pytest swapping captures between tests while a workflow runs
+        assert sys.stdout is replacement
+    finally:
+        sys.stdout = saved
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_a_seeded_week_fills_every_widget_of_the_dashboard(
+    world: Any, stack: Any, petstore: Petstore, seeded: bool
 ) -> None:
-    documents = run_incident(world, stack, petstore, forward=forward)
+    lambda_runtime.install(emf_metrics=seeded)  # unseeded: no run's metrics either, an empty week
+    documents = run_incident(world, stack, petstore)
     now = datetime.now(UTC)
     cloudwatch = world.client("cloudwatch")
-    metrics.seed_week(cloudwatch, documents, now)
+    metrics.seed_week(cloudwatch, documents if seeded else [], now)
     body = metrics.dashboard_body(TEMPLATE, {"AWS::Region": world.region})
     data = metrics.dashboard_data(cloudwatch, body, now + timedelta(minutes=5))
-    permheal = {
-        title: [per_day for series, per_day in rows if series.namespace == "Permheal" and per_day is not None]
-        for title, rows in data
-    }
-    assert len(permheal) >= 5
-    filled = {title: any(per_day for per_day in rows) for title, rows in permheal.items() if rows}
-    assert all(filled.values()) is forward, filled
-    if forward:
+    titles = [w["properties"]["title"] for w in body["widgets"] if w["type"] == "metric"]
+    assert [title for title, _ in data] == titles and len(titles) >= 6
+    filled = {title: any(per_day for _, per_day in rows) for title, rows in data}
+    assert filled == dict.fromkeys(titles, seeded)
+    if seeded:
         incidents = dict((s.metric, d) for s, d in data[0][1])["IncidentsDetected"]
-        assert incidents == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 2.0], (
-            incidents
-        )  # seeded days; today also the real run
+        assert incidents == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 2.0], incidents  # seeded days; today also the run
         table = metrics.dashboard_table(data)
         assert "Incidents detected" in table and "incidents (Sum)" in table
 
