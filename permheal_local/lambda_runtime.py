@@ -12,6 +12,7 @@ Embedded Metric Format lines into CloudWatch metrics, as CloudWatch does on AWS.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import io
 import json
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -100,6 +101,8 @@ def uninstall() -> None:
 
     if forward_emf in log_observers:
         log_observers.remove(forward_emf)
+    if builtins.print is _print:
+        setattr(builtins, "print", _PRINT)  # noqa: B010
     for backend, original in _ORIGINALS.items():
         backend.invoke = original  # type: ignore[method-assign]
     _ORIGINALS.clear()
@@ -157,54 +160,37 @@ def run_handler(
 
 
 _CAPTURE = threading.local()
-"""The innermost `capture_prints` of each thread: only it keeps what that thread prints."""
+"""Per thread: where the innermost `capture_prints` keeps what that thread prints (None: nowhere)."""
+_PRINT = builtins.print
 
 
-class _InvocationOutput(io.TextIOBase):
-    """sys.stdout while a handler runs: every write passes through; the running thread's are also kept."""
-
-    def __init__(self, through: TextIO, kept: io.StringIO):
-        self._through = through
-        self._kept = kept
-
-    def write(self, text: str) -> int:
-        if getattr(_CAPTURE, "current", None) is self:
-            self._kept.write(text)
-        return self._through.write(text)
-
-    def flush(self) -> None:
-        self._through.flush()
-
-    def isatty(self) -> bool:
-        return self._through.isatty()
-
-    def fileno(self) -> int:
-        return self._through.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._through, "encoding", None) or "utf-8"
+def _print(
+    *values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    """`print`, which also keeps a handler run's own stdout lines: output goes where it always went."""
+    kept: io.StringIO | None = getattr(_CAPTURE, "kept", None)
+    if kept is not None and (file is None or file is sys.stdout):
+        kept.write((" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end))
+    _PRINT(*values, sep=sep, end=end, file=file, flush=flush)
 
 
 @contextmanager
 def capture_prints(kept: io.StringIO) -> Iterator[None]:
-    """Keep in `kept` what this thread prints meanwhile: one invocation's share of the process's stdout.
+    """Keep in `kept` what this thread print()s to stdout meanwhile: one invocation's share of stdout.
 
-    Lambda gives each invocation its own stdout; here handlers share the process's. Other threads'
-    output passes through untouched, a nested invocation keeps its own, and sys.stdout is restored
-    only if nobody replaced it meanwhile (pytest swaps it between tests while workflows still run).
+    Lambda gives each invocation its own stdout; here handlers share the process's. sys.stdout is never
+    swapped (pytest swaps it between tests while workflows still run, and a swap cannot be undone
+    safely from another thread): `print` itself keeps the running thread's lines, other threads'
+    output is untouched, and a nested run keeps its own. Powertools prints its EMF with print().
     """
-    saved = sys.stdout
-    tee = _InvocationOutput(saved, kept)
-    outer = getattr(_CAPTURE, "current", None)
-    sys.stdout = tee
-    _CAPTURE.current = tee
+    if builtins.print is not _print:
+        setattr(builtins, "print", _print)  # noqa: B010  (mypy refuses assigning to an overloaded builtin)
+    outer = getattr(_CAPTURE, "kept", None)
+    _CAPTURE.kept = kept
     try:
         yield
     finally:
-        _CAPTURE.current = outer
-        if sys.stdout is tee:
-            sys.stdout = saved
+        _CAPTURE.kept = outer
 
 
 @contextmanager

@@ -51,7 +51,6 @@ def total(world: Any, name: str, start: datetime) -> tuple[list[float], str | No
 
 def test_emf_of_a_real_workflow_run_reaches_cloudwatch(world: Any, stack: Any, petstore: Petstore) -> None:
     start = datetime.now(UTC) - timedelta(hours=1)
-    stdout = sys.stdout
     documents = run_incident(world, stack, petstore)
     # The detector, repair and summarize steps all flushed EMF, and each became datapoints
     assert any("IncidentsDetected" in d for d in documents)
@@ -63,8 +62,6 @@ def test_emf_of_a_real_workflow_run_reaches_cloudwatch(world: Any, stack: Any, p
     # Namespace and dimensions are the EMF ones, nothing else
     listed = world.client("cloudwatch").list_metrics(MetricName="IncidentsDetected")["Metrics"]
     assert [(m["Namespace"], m["Dimensions"]) for m in listed] == [("Permheal", SERVICE)]
-    # The process's stdout is the one it was: runs capture their output, they do not keep stdout
-    assert sys.stdout is stdout
 
 
 def test_the_namespace_is_the_functions_not_the_importing_processs(world: Any, stack: Any) -> None:
@@ -91,27 +88,27 @@ def test_without_emf_metrics_nothing_reaches_cloudwatch(world: Any, stack: Any, 
 def test_a_run_keeps_only_what_its_own_thread_prints(capsys: pytest.CaptureFixture[str]) -> None:
     kept = io.StringIO()
     other = threading.Thread(target=print, args=("another thread",))
+    stdout = sys.stdout
     with lambda_runtime.capture_prints(kept):
-        print("the handler")
+        assert sys.stdout is stdout  # never swapped: pytest swaps it too, from other threads' view
+        print("the handler", 1, sep=" #")
         other.start()
         other.join()
         inner = io.StringIO()
         with lambda_runtime.capture_prints(inner):
-            print("a nested run")
-    # Everything still reaches stdout; each capture keeps only its own run's lines
-    assert capsys.readouterr().out == "the handler\nanother thread\na nested run\n"
-    assert (kept.getvalue(), inner.getvalue()) == ("the handler\n", "a nested run\n")
+            print("a nested run", end="!\n")
+        print("to stderr", file=sys.stderr)
+    print("after the run")
+    # Everything still reaches stdout; each capture keeps only its own run's stdout lines
+    assert capsys.readouterr().out == "the handler #1\nanother thread\na nested run!\nafter the run\n"
+    assert (kept.getvalue(), inner.getvalue()) == ("the handler #1\n", "a nested run!\n")
 
 
-def test_stdout_replaced_during_a_run_is_left_alone() -> None:
-    saved = sys.stdout
-    replacement = io.StringIO()
-    try:
-        with lambda_runtime.capture_prints(io.StringIO()):
-            sys.stdout = replacement  # pytest swapping captures between tests while a workflow runs
-        assert sys.stdout is replacement
-    finally:
-        sys.stdout = saved
+def test_a_run_leaves_the_processs_stdout_alone(world: Any, stack: Any) -> None:
+    # pytest (and redirect_stdout) swap sys.stdout while workflows run in other threads: a run must not
+    stdout = sys.stdout
+    world.client("lambda").invoke(FunctionName=stack.functions["DetectorFunction"], Payload=UNDECODABLE)
+    assert sys.stdout is stdout
 
 
 @pytest.mark.parametrize("seeded", [True, False])
