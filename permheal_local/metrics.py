@@ -241,8 +241,24 @@ def dashboard_table(data: list[tuple[str, list[tuple[Series, list[float] | None]
     return "\n".join(lines) + "\n"
 
 
-def glance(out: TextIO) -> int:
-    """Heal the demo's petstore in the local AWS, seed a week from its EMF, print the dashboard."""
+@dataclass(frozen=True)
+class Week:
+    """A seeded week in the local AWS, read back the way the deployed dashboard reads it."""
+
+    body: dict[str, Any]
+    data: list[tuple[str, list[tuple[Series, list[float] | None]]]]
+    documents: int
+    """EMF documents one day's traffic printed (replayed once to three times a day)."""
+    now: datetime
+    days: int
+
+
+def seeded_week(days: int = 7) -> Week:
+    """One day's traffic in the local AWS, replayed over `days` days from its EMF; every widget read back.
+
+    The day: the demo's petstore failing and healed, a manual run for an API outside the allowlist
+    (refused) and a subscription payload that is not gzip (the detector's errors).
+    """
     import contextlib
 
     from permheal_local.aws import local_aws, wait_until_stopped
@@ -254,22 +270,43 @@ def glance(out: TextIO) -> int:
         petstore = build_petstore(world)
         world.allow(API_NAME)
         cloudwatch = world.client("cloudwatch")
-        # Handler output is Lambda's CloudWatch Logs, not this table: kept out of `out`.
+        # Handler output is Lambda's CloudWatch Logs, not the dashboard: kept off the terminal.
         with contextlib.redirect_stdout(io.StringIO()), recorded() as documents:
             simulator = local.simulator()
             for request in REQUESTS:
                 simulator.request(petstore.api_id, STAGE, request.method, request.path, request.headers)
+            sfn = world.client("stepfunctions")
             for delivery in local.flush_logs():
                 result = delivery.result if isinstance(delivery.result, dict) else {}
                 for execution_arn in result.get("started", []):
-                    wait_until_stopped(world.client("stepfunctions"), execution_arn)
+                    wait_until_stopped(sfn, execution_arn)
+            world.rest_api("inventory")
+            refused = sfn.start_execution(
+                stateMachineArn=local.stack.state_machine_arn,
+                input=json.dumps({"source": "manual", "apiName": "inventory", "stage": "prod"}),
+            )
+            wait_until_stopped(sfn, refused["executionArn"])
+            world.client("lambda").invoke(
+                FunctionName=local.stack.functions["DetectorFunction"],
+                Payload=json.dumps({"awslogs": {"data": "bm90Z3o="}}),
+            )
         now = datetime.now(UTC)
-        seed_week(cloudwatch, documents, now)
+        seed_week(cloudwatch, documents, now, days)
         body = dashboard_body(TEMPLATE, {"AWS::Region": world.region, "AWS::StackName": local.stack.name})
-        out.write(f"{len(documents)} EMF documents from one healed incident, replayed over 7 days\n")
-        out.write("(one column per day, oldest first; '-' = no data)\n")
-        out.write(dashboard_table(dashboard_data(cloudwatch, body, now + timedelta(minutes=5))))
-    return 0 if documents else 1
+        data = dashboard_data(cloudwatch, body, now + timedelta(minutes=5), days)
+    return Week(body, data, len(documents), now, days)
+
+
+def glance(out: TextIO) -> int:
+    """`make dashboard`: the seeded week's dashboard as a table (1 if no EMF reached CloudWatch)."""
+    week = seeded_week()
+    out.write(
+        f"{week.documents} EMF documents of one day (a healed incident, a refused run, an undecodable "
+        f"payload), replayed over {week.days} days\n"
+    )
+    out.write("(one column per day, oldest first; '-' = no data)\n")
+    out.write(dashboard_table(week.data))
+    return 0 if week.documents else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,4 +141,33 @@ def test_glance_prints_the_dashboard_with_a_week_of_data() -> None:
     row = next(line for line in text.splitlines() if "incidents (Sum)" in line)
     days = [float(cell) for cell in row.split("(Sum)")[1].split()]
     assert len(days) == 7 and all(day > 0 for day in days), row
-    assert "Statements added / removed" in text and "Time to heal" in text
+    # Every metric widget of the template is printed with at least one series holding a week of data
+    body = metrics.dashboard_body(TEMPLATE, {})
+    titles = [w["properties"]["title"] for w in body["widgets"] if w["type"] == "metric"]
+    widgets: dict[str, list[str]] = {}
+    for line in text.splitlines()[2:]:
+        if line.startswith("  "):
+            widgets[list(widgets)[-1]].append(line)
+        else:
+            widgets[line] = []
+    assert list(widgets) == titles
+    weeks = {
+        title: [r for r in rows if len(r.rsplit(")", 1)[1].split()) == 7] for title, rows in widgets.items()
+    }
+    assert all(weeks.values()), weeks
+    assert "not allowlisted (Sum)" in "".join(weeks["Refusals and flapping"])
+    assert "undecodable payloads (Sum)" in "".join(weeks["Detector errors and dead letters"])
+
+
+def test_the_png_renders_the_templates_dashboard(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the docs extra: `make dashboard-png`, not CI
+    from permheal_local import dashboard_png
+
+    body = metrics.dashboard_body(TEMPLATE, {})
+    data = [
+        (title, [(one, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 2.0]) for one in series])
+        for title, series in metrics.widget_series(body)
+    ]
+    path = tmp_path / "dashboard.png"
+    dashboard_png.render(metrics.Week(body, data, 8, datetime.now(UTC), 7), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 50_000
