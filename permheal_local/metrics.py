@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -76,28 +75,29 @@ def put(cloudwatch: Any, document: dict[str, Any], at: datetime | None = None) -
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
 
-_CLIENTS: dict[tuple[str, str | None], Any] = {}
-"""CloudWatch clients per (region, endpoint): the local AWS's, in process or behind `local-aws`."""
-
-
 def forward_emf(context: Any, printed: str) -> None:
     """A `lambda_runtime` log observer: PutMetricData each EMF document one invocation printed.
 
-    On AWS, CloudWatch extracts these metrics from the function's log stream; here the runtime hands
-    over each run's output, in the function's environment, so the client reaches the same local AWS
-    the handler's own calls do. The region is the function's.
+    On AWS, CloudWatch extracts these metrics from the function's log stream inside AWS: no API call
+    of the function's, no credentials, no throttling. So here they go straight to moto's CloudWatch
+    of the function's account and region (the in-process backend, also behind `local-aws`); through
+    boto3 each run would pay a full request, about a fifth of a detector run.
     """
     documents = emf_documents(printed)
     if not documents:
         return
-    region = context.invoked_function_arn.split(":")[3]
-    key = (region, os.environ.get("AWS_ENDPOINT_URL"))
-    if key not in _CLIENTS:
-        import boto3
+    from moto.cloudwatch.models import cloudwatch_backends
 
-        _CLIENTS[key] = boto3.client("cloudwatch", region_name=region)
+    _, _, _, region, account, *_ = context.invoked_function_arn.split(":")
+    backend = cloudwatch_backends[account][region]
     for document in documents:
-        put(_CLIENTS[key], document)
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for namespace, datum in metric_data(document):
+            # moto keeps naive UTC datetimes, as its PutMetricData handler stores them
+            stamp = datum["Timestamp"].astimezone(UTC).replace(tzinfo=None)
+            by_namespace.setdefault(namespace, []).append({**datum, "Timestamp": stamp})
+        for namespace, data in by_namespace.items():
+            backend.put_metric_data(namespace, data)
 
 
 @contextmanager
