@@ -9,12 +9,13 @@ VENV312 := .venv312
 PIP_FLAGS := --quiet -c constraints.txt
 DEV := $(VENV)/.installed-dev
 LOCAL := $(VENV)/.installed-local
+DOCS := $(VENV)/.installed-docs
 RUNTIME312 := $(VENV312)/.installed
 BUILD_DIR := build/sam
 export SAM_CLI_TELEMETRY := 0
 export PERMHEAL_PYTHON312 := $(PYTHON312)
 
-.PHONY: install test lint typecheck sam-check test-py312 demo bench reliability check-templates clean
+.PHONY: install test lint typecheck sam-check test-py312 demo dashboard dashboard-png bench reliability check-templates clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,11 @@ $(DEV): pyproject.toml constraints.txt | $(BIN)/python
 # Only what `permheal demo` needs (moto), not the dev toolchain.
 $(LOCAL): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[local]"
+	touch $@
+
+# matplotlib for `make dashboard-png` only (the docs extra): CI and the tests do without it.
+$(DOCS): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[docs]"
 	touch $@
 
 $(RUNTIME312): pyproject.toml constraints.txt
@@ -73,6 +79,15 @@ check-templates: $(DEV)
 
 demo: $(LOCAL)
 	$(BIN)/permheal demo
+
+# The CloudWatch dashboard at a glance in the local AWS: one day's EMF (a healed incident, a refused run,
+# an undecodable payload), replayed over 7 days, as a table per widget.
+dashboard: $(LOCAL)
+	$(BIN)/python -m permheal_local.metrics
+
+# The same week drawn as the dashboard's widgets: docs/dashboard.png (the README's picture).
+dashboard-png: $(DOCS)
+	$(BIN)/python -m permheal_local.dashboard_png docs/dashboard.png
 
 bench: $(DEV)
 	$(BIN)/python -m benchmarks.run

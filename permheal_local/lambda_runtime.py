@@ -4,20 +4,28 @@
 runs in this process with its configured environment, and answers like Lambda: the return value
 as JSON, or `X-Amz-Function-Error: Unhandled` with `{"errorType", "errorMessage"}` so Step
 Functions sees the exception's class name as the error, as it does on AWS.
+
+What a run prints is what Lambda would ship to the function's CloudWatch Logs stream: it still
+reaches stdout, and `log_observers` get it; `install()` adds `metrics.forward_emf`, which turns its
+Embedded Metric Format lines into CloudWatch metrics, as CloudWatch does on AWS.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib
+import io
 import json
 import os
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
@@ -30,6 +38,8 @@ invocations: list[tuple[str, float]] = []
 """(function name, seconds) of every handler run, for timelines and benchmarks."""
 observers: list[Callable[[str, Any, Any], None]] = []
 """Called with (function name, event, result-or-exception) after each run: the demo's progress."""
+log_observers: list[Callable[[LocalContext, str], None]] = []
+"""Called with (context, what the run printed) after each run, in the function's environment."""
 
 
 @dataclass
@@ -46,9 +56,18 @@ class LocalContext:
         return 60_000
 
 
-def install(extra_env: dict[str, str] | None = None) -> None:
-    """Patch moto's Lambda backends; `extra_env` is added to every handler's environment."""
+def install(extra_env: dict[str, str] | None = None, *, emf_metrics: bool = True) -> None:
+    """Patch moto's Lambda backends; `extra_env` is added to every handler's environment.
+
+    With `emf_metrics`, the EMF lines a run prints become CloudWatch metrics (`metrics.forward_emf`).
+    """
+    from permheal_local.metrics import forward_emf
+
     _serialize_workflow_clients()
+    if forward_emf in log_observers:
+        log_observers.remove(forward_emf)
+    if emf_metrics:
+        log_observers.append(forward_emf)
     for backend in (LambdaBackend, LambdaSimpleBackend):
         if backend not in _ORIGINALS:
             _ORIGINALS[backend] = backend.__dict__.get("invoke", backend.invoke)
@@ -80,6 +99,12 @@ def _serialize_workflow_clients() -> None:
 
 
 def uninstall() -> None:
+    from permheal_local.metrics import forward_emf
+
+    if forward_emf in log_observers:
+        log_observers.remove(forward_emf)
+    if builtins.print is _print:
+        setattr(builtins, "print", _PRINT)  # noqa: B010
     for backend, original in _ORIGINALS.items():
         backend.invoke = original  # type: ignore[method-assign]
     _ORIGINALS.clear()
@@ -147,8 +172,11 @@ def _run(
 ) -> Any:
     with _LOCK, _environment(env):
         started = time.perf_counter()
+        printed = io.StringIO()
         try:
-            result: Any = getattr(importlib.import_module(module_name), attribute)(event, context)
+            module = importlib.import_module(module_name)
+            with _powertools_settings(module, env), capture_prints(printed):
+                result: Any = getattr(module, attribute)(event, context)
         except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             result = {
@@ -161,9 +189,67 @@ def _run(
             outcome = result
         finally:
             invocations.append((context.function_name, time.perf_counter() - started))
+        for log_observer in list(log_observers):
+            log_observer(context, printed.getvalue())
         for observer in list(observers):
             observer(context.function_name, event, outcome)
         return result
+
+
+_CAPTURE = threading.local()
+"""Per thread: where the innermost `capture_prints` keeps what that thread prints (None: nowhere)."""
+_PRINT = builtins.print
+
+
+def _print(
+    *values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    """`print`, which also keeps a handler run's own stdout lines: output goes where it always went."""
+    kept: io.StringIO | None = getattr(_CAPTURE, "kept", None)
+    if kept is not None and (file is None or file is sys.stdout):
+        kept.write((" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end))
+    _PRINT(*values, sep=sep, end=end, file=file, flush=flush)
+
+
+@contextmanager
+def capture_prints(kept: io.StringIO) -> Iterator[None]:
+    """Keep in `kept` what this thread print()s to stdout meanwhile: one invocation's share of stdout.
+
+    Lambda gives each invocation its own stdout; here handlers share the process's. sys.stdout is never
+    swapped (pytest swaps it between tests while workflows still run, and a swap cannot be undone
+    safely from another thread): `print` itself keeps the running thread's lines, other threads'
+    output is untouched, and a nested run keeps its own. Powertools prints its EMF with print().
+    """
+    if builtins.print is not _print:
+        setattr(builtins, "print", _print)  # noqa: B010  (mypy refuses assigning to an overloaded builtin)
+    outer = getattr(_CAPTURE, "kept", None)
+    _CAPTURE.kept = kept
+    try:
+        yield
+    finally:
+        _CAPTURE.kept = outer
+
+
+@contextmanager
+def _powertools_settings(module: ModuleType, env: dict[str, str]) -> Iterator[None]:
+    """The handler module's Powertools `Metrics` take this function's namespace and service for the run.
+
+    Powertools reads POWERTOOLS_METRICS_NAMESPACE / POWERTOOLS_SERVICE_NAME when `Metrics()` is created:
+    on AWS in each function's own cold start, in its environment; here once per process, under whichever
+    environment imported the module first (a test's, another function's). Unset names keep the current one.
+    """
+    from aws_lambda_powertools import Metrics
+
+    singletons = {id(value): value for value in vars(module).values() if isinstance(value, Metrics)}
+    saved = [(one, one.namespace, one.service) for one in singletons.values()]
+    for one in singletons.values():
+        one.namespace = env.get("POWERTOOLS_METRICS_NAMESPACE", one.namespace)
+        one.service = env.get("POWERTOOLS_SERVICE_NAME", one.service)
+    try:
+        yield
+    finally:
+        for one, namespace, service in saved:
+            one.namespace, one.service = namespace, service
 
 
 @contextmanager
