@@ -12,6 +12,9 @@ answer (FIRST_CALL): a lazy import the first call always needs is paid at the fi
 counts. The wall time is the whole process (interpreter start to exit), measured from outside; the
 peak RSS is the child's own. Each handler run is paired with an `import boto3` run just before it
 and the ratio is the median of the per-pair ratios (>= 7 pairs), so background load hits both sides.
+
+`trace_aws_calls`: the same, with TraceAwsCalls=true: the first call also creates Powertools' Tracer
+(the X-Ray SDK, wrapt, patching botocore: TRACED_FIRST_CALL), paired with the same boto3 run.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ FIRST_CALL: dict[str, tuple[str, ...]] = {
     ),
 }
 """What each handler's first call imports lazily before it can answer (read from the handlers)."""
+TRACED_FIRST_CALL = "import permheal.observability\npermheal.observability.tracer()\n"
+"""What `traced` adds to every handler's first call with PERMHEAL_TRACE_AWS_CALLS=true."""
 GROUPS = {
     "boto3": "aws_sdk",
     "botocore": "aws_sdk",
@@ -156,8 +161,9 @@ class Session:
         self.env = lambda_environment(self.artifact, sdk_path(self.python))
         self.run("import boto3\n")  # warm the OS file cache for every side alike
 
-    def run(self, code: str) -> tuple[float, float]:
-        return whole_process(self.python, code, self.env)
+    def run(self, code: str, traced: bool = False) -> tuple[float, float]:
+        env = {**self.env, "PERMHEAL_TRACE_AWS_CALLS": "true"} if traced else self.env
+        return whole_process(self.python, code + (TRACED_FIRST_CALL if traced else ""), env)
 
 
 def import_times(handlers: tuple[str, ...] = HANDLERS, repeats: int = 5) -> dict[str, float]:
@@ -187,6 +193,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         boto3_runs: list[tuple[float, float]] = []
         bare_runs: list[float] = []
         runs: dict[str, list[tuple[float, float, float]]] = {h: [] for h in handlers}
+        traced: dict[str, list[tuple[float, float]]] = {h: [] for h in handlers}
         for _ in range(pairs):  # interleaved and paired: background load hits both sides of a ratio
             bare_runs.append(session.run("pass\n")[0])
             for handler in handlers:
@@ -194,6 +201,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 wall, rss = session.run(statements(handler))
                 boto3_runs.append(base)
                 runs[handler].append((wall / base[0], wall, rss))
+                traced_wall = session.run(statements(handler), traced=True)[0]
+                traced[handler].append((traced_wall / base[0], traced_wall))
         profiles = {h: profile(python, statements(h), env) for h in handlers}
         boto3_profile = profile(python, "import boto3\n", env)
         bytecode = any(artifact.rglob("*.pyc"))
@@ -229,6 +238,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         "handlers": results,
         "whole_process_ratio": {h: r["whole_process_ratio"] for h, r in results.items()},
         "per_incident": per_incident(results),
+        "trace_aws_calls": {
+            h: {
+                "whole_process_ratio": round(statistics.median(r for r, _ in samples), 2),
+                "import_ms": round(max(0.0, statistics.median(w for _, w in samples) - interpreter_ms), 1),
+            }
+            for h, samples in traced.items()
+        },
     }
 
 

@@ -258,6 +258,13 @@ def _cold_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
                 f"after the interpreter's start), peak RSS {h['peak_rss_mb']:.0f} MB",
             )
         )
+    for name, h in d.get("trace_aws_calls", {}).items():
+        out.append(
+            (
+                f"handler {name} with TraceAwsCalls=true (X-Ray SDK at the first call)",
+                f"{h['whole_process_ratio']:.2f}x boto3 ({h['import_ms']:.0f} ms of imports)",
+            )
+        )
     incident = d["per_incident"]
     out.append(
         (

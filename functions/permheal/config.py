@@ -5,7 +5,8 @@
 - ProactiveSettings: the proactive trigger (CloudTrail deploy events);
 - SummarySettings: the summarize step (only the region, so a bad planning variable never stops on-call
   from hearing about the run);
-- CliSettings: the command line (the workflow's settings plus where the deployed stack is).
+- CliSettings: the command line (the workflow's settings plus where the deployed stack is);
+- trace_aws_calls: every handler (whether Powertools' Tracer records each AWS call).
 
 Never read at import time. The SDK's own variables (AWS_PROFILE, AWS_ENDPOINT_URL) stay with boto3
 and the client factory (adapters/aws.py).
@@ -157,6 +158,13 @@ def cli_debug(environ: Mapping[str, str] | None = None) -> bool:
     failing: it is consulted while reporting an error, possibly a bad setting's."""
     env = os.environ if environ is None else environ
     return env.get("PERMHEAL_DEBUG") == "1"
+
+
+def trace_aws_calls(environ: Mapping[str, str] | None = None) -> bool:
+    """PERMHEAL_TRACE_AWS_CALLS=true (template parameter TraceAwsCalls): an X-Ray subsegment per AWS
+    call (Powertools' Tracer). Off by default: the X-Ray SDK costs every cold start (observability.py)."""
+    env = os.environ if environ is None else environ
+    return _flag(env, "PERMHEAL_TRACE_AWS_CALLS")
 
 
 def _enum(kind: type[E], env: Mapping[str, str], name: str, default: E) -> E:

@@ -150,6 +150,10 @@ def check_cold_start(cold: dict[str, Any]) -> None:
     boto3 = cold["boto3"]
     assert all_numbers([boto3["wall_ms"], boto3["peak_rss_mb"]]) and boto3["wall_ms"] > 0
     assert cold["handlers"] and set(cold["whole_process_ratio"]) == set(cold["handlers"])
+    assert set(cold["trace_aws_calls"]) == set(cold["handlers"])
+    assert all(
+        all_numbers([t["whole_process_ratio"], t["import_ms"]]) for t in cold["trace_aws_calls"].values()
+    )
     for name, handler in cold["handlers"].items():
         assert all_numbers([handler["whole_process_ratio"], handler["wall_ms"], handler["peak_rss_mb"]])
         # the sam build artifact was measured, and a handler loads boto3's modules and more

@@ -44,7 +44,7 @@ STACK_FILES = [
 ]
 FUNCTIONS = sorted(function_specs(load_template(TEMPLATE)))
 # The Lambda package: permheal and the handlers' libraries. The runtime provides boto3/botocore.
-RUNTIME_LIBRARIES = {"aws_lambda_powertools", "jmespath", "typing_extensions"}
+RUNTIME_LIBRARIES = {"aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions"}
 
 
 def _name(requirement: str) -> str:
@@ -233,6 +233,14 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
     assert "repair.cpython-312.pyc" in compiled
     assert (artifact / "aws_lambda_powertools" / "logging").is_dir()
     assert not (artifact / "aws_lambda_powertools" / "event_handler").exists()
+    # And the X-Ray SDK (TraceAwsCalls=true) with its botocore integration only: it patches nothing else
+    assert {p.name for p in (artifact / "aws_xray_sdk" / "ext").iterdir()} - {"__pycache__"} == {
+        "__init__.py",
+        "boto_utils.py",
+        "util.py",
+        "botocore",
+        "resources",
+    }
 
 
 # Imports every handler from the artifact alone (plus the venv's boto3) and calls the summarize
@@ -240,7 +248,7 @@ def test_lambda_package_has_no_sdk_and_nothing_test_only(built: Path, function: 
 _RUNTIME_PROBE = """
 import importlib, json, sys
 artifact, handlers = sys.argv[1], json.loads(sys.argv[2])
-import boto3, botocore
+import boto3, botocore.client
 modules = [importlib.import_module(h.rpartition(".")[0]) for h in handlers]
 from permheal.handlers import summarize
 class Context:
@@ -249,10 +257,13 @@ class Context:
 event = {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:e1",
          "state": {"error": {"Error": "States.TaskFailed", "Cause": "boom"},
                    "request": {"apiId": "abc123", "stage": "prod"}}}
+summary = summarize.lambda_handler(event, Context())
+xray = {m: getattr(sys.modules.get(m), "__file__", None) for m in ("aws_xray_sdk", "wrapt")}
+patched = type(vars(botocore.client.BaseClient)["_make_api_call"]).__name__ == "FunctionWrapper"
 print(json.dumps({"python": list(sys.version_info[:2]), "boto3": boto3.__file__,
                   "botocore": botocore.__file__, "permheal": sys.modules["permheal"].__file__,
-                  "handlers": [m.__name__ for m in modules],
-                  "summary": summarize.lambda_handler(event, Context())}))
+                  "handlers": [m.__name__ for m in modules], "summary": summary,
+                  "xray": xray, "patched": patched}))
 """
 
 
@@ -287,4 +298,34 @@ def test_handlers_import_and_run_on_python_312_from_the_artifact(
     assert not probe["boto3"].startswith(str(artifact))
     assert probe["handlers"] == [h.rpartition(".")[0] for h in handlers]
     assert "abc123" in json.dumps(probe["summary"])
+    # And with TraceAwsCalls off (the default) the X-Ray SDK is never imported
+    assert probe["xray"] == {"aws_xray_sdk": None, "wrapt": None} and not probe["patched"]
     assert python312().name == "python3.12"
+
+
+@pytest.mark.slow
+def test_with_trace_aws_calls_the_artifact_traces_with_its_own_xray_sdk_on_python_312(
+    built: Path, runtime: Path
+) -> None:
+    # Given a function's artifact on Python 3.12 in a Lambda-like environment, TraceAwsCalls=true
+    artifact = built / "SummarizeFunction"
+    handlers = [spec.handler for spec in function_specs(load_template(TEMPLATE)).values()]
+    # When every handler module is imported and the summarize step is called
+    done = run(
+        [str(runtime), "-c", _RUNTIME_PROBE, str(artifact), json.dumps(handlers)],
+        cwd=artifact,
+        PYTHONPATH=str(artifact),
+        PYTHONNOUSERSITE="1",
+        AWS_REGION="us-east-1",
+        LAMBDA_TASK_ROOT=str(artifact),
+        AWS_LAMBDA_FUNCTION_NAME="permheal-summarize",
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+        PERMHEAL_TRACE_AWS_CALLS="true",
+        POWERTOOLS_TRACE_DISABLED="false",
+    )
+    # Then it answers, the X-Ray SDK and wrapt coming from the artifact and patching the runtime's botocore
+    assert done.returncode == 0, done.stdout + done.stderr
+    probe: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "abc123" in json.dumps(probe["summary"])
+    assert all(str(path).startswith(str(artifact)) for path in probe["xray"].values()), probe["xray"]
+    assert probe["patched"] and not probe["botocore"].startswith(str(artifact))

@@ -142,6 +142,24 @@ def test_every_handler_is_importable_and_has_lambda_handler(
     assert callable(getattr(module, attribute, None))
 
 
+def test_every_function_traces_aws_calls_as_the_trace_aws_calls_parameter_says(
+    template: dict[str, Any],
+) -> None:
+    # Given every function as deployed (Globals merged) and its handler as Lambda imports it
+    for logical_id, spec in function_specs(template).items():
+        module_name, _, attribute = spec.handler.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), attribute)
+        wrappers = []
+        while handler is not None:
+            wrappers.append(handler.__code__.co_qualname)  # functools.wraps copies __qualname__, not the code
+            handler = getattr(handler, "__wrapped__", None)
+        # When its tracing settings and decorators are read
+        # Then Lambda traces it (active), the parameter reaches it, and its handler runs under `traced`
+        assert template["Resources"][logical_id]["Properties"].get("Tracing", "Active") == "Active"
+        assert spec.environment["PERMHEAL_TRACE_AWS_CALLS"] == {"Ref": "TraceAwsCalls"}, logical_id
+        assert "traced.<locals>.run" in wrappers, (logical_id, wrappers)
+
+
 def test_template_declares_exactly_the_five_functions(template: dict[str, Any]) -> None:
     # Given the template
     # When its functions are listed
@@ -184,6 +202,7 @@ def test_globals_configure_the_runtime_and_observability(template: dict[str, Any
         "PERMHEAL_LEDGER_TABLE": {"Ref": "LedgerTable"},
         "PERMHEAL_FLAP_THRESHOLD": {"Ref": "FlapThreshold"},
         "PERMHEAL_FLAP_WINDOW_HOURS": {"Ref": "FlapWindowHours"},
+        "PERMHEAL_TRACE_AWS_CALLS": {"Ref": "TraceAwsCalls"},
     }
 
 
@@ -234,6 +253,8 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(template: dic
         ("PruneStale", ["true", "false"], "false"),
         # issue 9 defect 10: IaC-owned redundant statements are only reported unless PERMHEAL_DEDUPE_IAC=true
         ("DedupeIacStatements", ["true", "false"], "false"),
+        # per-AWS-call X-Ray subsegments are opt-in: the X-Ray SDK costs every cold start
+        ("TraceAwsCalls", ["true", "false"], "false"),
     ],
 )
 def test_parameter_allowed_values_match_design(
@@ -278,6 +299,7 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "ProactiveMode",
         "ProactiveWindowSeconds",
         "HubNotificationTopicArn",
+        "TraceAwsCalls",
     }
     assert all(len(spec.get("Description", "")) > 40 for spec in parameters.values())
 

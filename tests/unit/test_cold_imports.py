@@ -53,15 +53,17 @@ NOT_AT_LOAD = {
 }
 
 
-def loaded_by(module: str) -> set[str]:
-    """Every module a fresh interpreter holds after importing `module` (Lambda-like environment)."""
-    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+def loaded_by(module: str, then: str = "", **variables: str) -> set[str]:
+    """Every module a fresh interpreter holds after importing `module` and running `then` (Lambda-like
+    environment, plus `variables`)."""
+    code = f"import json, sys\nimport {module}\n{then}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "PERMHEAL_"))}
     env.update(
         PYTHONPATH=f"{ROOT / 'functions'}{os.pathsep}{env.get('PYTHONPATH', '')}",
         LAMBDA_TASK_ROOT="/var/task",
         AWS_LAMBDA_FUNCTION_NAME="permheal-test",
         AWS_REGION="us-east-1",
+        **variables,
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False
@@ -79,3 +81,52 @@ def test_a_handler_module_loads_nothing_its_step_does_not_use(handler: str) -> N
     assert f"permheal.handlers.{handler}" in loaded and "aws_lambda_powertools.logging" in loaded
     assert {m for m in loaded if m.split(".")[0] in NEVER or m in NEVER} == set()
     assert loaded & NOT_AT_LOAD[handler] == set()
+
+
+# The summarize step's first call (no AWS call, so no moto): a failed run's summary.
+LAMBDA = {"POWERTOOLS_SERVICE_NAME": "permheal", "POWERTOOLS_METRICS_NAMESPACE": "Permheal"}
+FIRST_CALL = """
+from permheal.handlers.summarize import lambda_handler
+class Context:
+    function_name = "permheal-summarize"; memory_limit_in_mb = 256; aws_request_id = "req-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:permheal-summarize"
+state = {"error": {"Error": "States.TaskFailed", "Cause": "boom"},
+         "request": {"apiId": "abc123", "stage": "prod"}}
+execution = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
+lambda_handler({"executionArn": execution, "state": state}, Context())
+import botocore.client
+patched = type(vars(botocore.client.BaseClient)["_make_api_call"]).__name__ == "FunctionWrapper"  # wrapt's
+assert patched == TRACED, "botocore patched or not as the setting says"
+"""
+
+
+@pytest.mark.parametrize("setting", ["", "false"])
+def test_without_trace_aws_calls_a_handler_call_loads_no_xray_sdk(setting: str) -> None:
+    # Given a handler's first call with PERMHEAL_TRACE_AWS_CALLS unset or false (the default)
+    # When the modules the process holds afterwards are listed
+    loaded = loaded_by(
+        "permheal.handlers.summarize",
+        FIRST_CALL.replace("TRACED", "False"),
+        PERMHEAL_TRACE_AWS_CALLS=setting,
+        **LAMBDA,
+    )
+    # Then neither the X-Ray SDK nor what it pulls was imported, and botocore is unpatched
+    assert {m for m in loaded if m.split(".")[0] in {"aws_xray_sdk", "wrapt"}} == set()
+
+
+def test_with_trace_aws_calls_the_first_call_loads_the_tracer_and_patches_botocore() -> None:
+    # Given a handler's first call with PERMHEAL_TRACE_AWS_CALLS=true (TraceAwsCalls=true)
+    # When the modules the process holds afterwards are listed
+    loaded = loaded_by(
+        "permheal.handlers.summarize",
+        FIRST_CALL.replace("TRACED", "True"),
+        PERMHEAL_TRACE_AWS_CALLS="true",
+        **LAMBDA,
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+    )
+    # Then Powertools' Tracer and the X-Ray SDK are loaded and botocore's calls go through it
+    assert {
+        "aws_lambda_powertools.tracing.tracer",
+        "aws_xray_sdk.core",
+        "aws_xray_sdk.ext.botocore.patch",
+    } <= loaded

@@ -18,6 +18,7 @@ from permheal.config import (
     ProactiveSettings,
     Settings,
     SummarySettings,
+    trace_aws_calls,
 )
 from permheal.errors import ConfigError, ParseError
 from permheal.models import (
@@ -615,6 +616,22 @@ def test_proactive_settings_refuse_a_missing_or_bad_variable(change: dict[str, s
 def test_summary_settings_take_the_lambda_region() -> None:
     assert SummarySettings.from_env({"AWS_REGION": "eu-west-1"}).region == "eu-west-1"
     assert SummarySettings.from_env({}).region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, False), ("", False), ("false", False), ("true", True), ("TRUE", True)]
+)
+def test_aws_calls_are_traced_only_when_asked(value: str | None, expected: bool) -> None:
+    # Given PERMHEAL_TRACE_AWS_CALLS unset or set (the TraceAwsCalls parameter)
+    env = {} if value is None else {"PERMHEAL_TRACE_AWS_CALLS": value}
+    # When the setting is read
+    # Then only true turns the per-call subsegments on: the default keeps the X-Ray SDK out
+    assert trace_aws_calls(env) is expected
+
+
+def test_trace_aws_calls_refuses_a_value_that_is_not_a_flag() -> None:
+    with pytest.raises(ConfigError, match="PERMHEAL_TRACE_AWS_CALLS"):
+        trace_aws_calls({"PERMHEAL_TRACE_AWS_CALLS": "sometimes"})
 
 
 def test_no_module_but_config_reads_the_environment() -> None:

@@ -17,11 +17,12 @@ from permheal.adapters.workflow import Workflow
 from permheal.config import DetectorSettings
 from permheal.detection import decode, detect
 from permheal.errors import ParseError
-from permheal.observability import logger, metrics
+from permheal.observability import logger, metrics, traced
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = DetectorSettings.from_env()
     return handle(

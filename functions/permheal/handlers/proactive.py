@@ -19,7 +19,7 @@ from permheal.adapters.account import Allowlist
 from permheal.adapters.workflow import Workflow
 from permheal.config import ProactiveSettings
 from permheal.errors import ConfigError
-from permheal.observability import logger, metrics
+from permheal.observability import logger, metrics, traced
 from permheal.proactive import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_WINDOW_SECONDS,
@@ -56,6 +56,7 @@ class TriggerDeps:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, real_deps(context))
 

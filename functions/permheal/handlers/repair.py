@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from permheal.config import Settings
 from permheal.errors import ParseError
 from permheal.handlers import adapters_for
-from permheal.observability import logger, metrics
+from permheal.observability import logger, metrics, traced
 from permheal.workflow.outcome import error_text
 from permheal.workflow.repair import repair_group
 from permheal.workflow.state import FunctionGroup, RepairContext, RepairResult
@@ -23,6 +23,7 @@ from permheal.workflow.state import FunctionGroup, RepairContext, RepairResult
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise ParseError("repair input must be an object")

@@ -11,13 +11,14 @@ from permheal.adapters.ledger import Ledger
 from permheal.config import Settings
 from permheal.errors import AwsCallError
 from permheal.handlers import adapters_for
-from permheal.observability import logger, metrics
+from permheal.observability import logger, metrics, traced
 from permheal.workflow.resolve import resolve
 from permheal.workflow.state import ExecutionInput, Resolution
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event if isinstance(event, dict) else {}
     request = ExecutionInput.from_event(payload.get("request"))

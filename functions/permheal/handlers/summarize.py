@@ -18,13 +18,14 @@ from permheal.errors import ParseError, PermhealError
 from permheal.heal_time import time_to_heal
 from permheal.models import RemediationResult
 from permheal.notify import notification
-from permheal.observability import logger, metrics
+from permheal.observability import logger, metrics, traced
 from permheal.workflow.outcome import result_from_state
 from permheal.workflow.state import Resolution
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = result_from_state(event.get("state"))
     metrics.add_metric(name=f"Outcome_{result.outcome.value}", unit=MetricUnit.Count, value=1)
