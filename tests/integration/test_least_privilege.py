@@ -525,3 +525,26 @@ def test_security_hub_access_is_optional_and_scoped_to_the_product_and_the_hub(
     assert transformed["Conditions"]["UseSecurityHub"] == {
         "Fn::Equals": [{"Ref": "SecurityHubFindings"}, "true"]
     }
+
+
+def test_the_repair_step_is_capped_at_the_concurrency_its_pacing_assumes(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    from permheal.pacing import REPAIR_CONCURRENCY
+
+    # Given the repair function, whose every environment paces at 1/REPAIR_CONCURRENCY of the quotas
+    props = transformed["Resources"]["RepairPolicyFunction"]["Properties"]
+    parameter = template["Parameters"]["RepairReservedConcurrency"]
+    # Then its reserved concurrency caps all executions' repairs together at REPAIR_CONCURRENCY by
+    # default, can never be set higher (the pacing would no longer add up), and 0 means no reservation
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveRepairConcurrency", {"Ref": "RepairReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        REPAIR_CONCURRENCY,
+        0,
+        REPAIR_CONCURRENCY,
+    )
+    assert template["Conditions"]["ReserveRepairConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RepairReservedConcurrency"}, 0]}]
+    }

@@ -295,6 +295,7 @@ def test_every_parameter_explains_itself(template: dict[str, Any]) -> None:
         "FlapWindowHours",
         "DedupeIacStatements",
         "DetectorReservedConcurrency",
+        "RepairReservedConcurrency",
         "SecurityHubFindings",
         "ProactiveMode",
         "ProactiveWindowSeconds",
