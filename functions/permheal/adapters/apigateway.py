@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -14,6 +15,7 @@ from permheal.adapters.aws import client, error_code
 from permheal.errors import AmbiguousApiError, AwsCallError, NotFoundError, ParseError
 from permheal.models import RestApi
 from permheal.openapi import ApiSpec, Authorizer, Canary, authorizers_from_list, from_export, from_resources
+from permheal.parallel import run_all
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -116,38 +118,55 @@ class ApiGateway:
         GetExport per stage, whatever the number of methods.
         """
         api_id = api.api_id
-        if stage is None:
-            items = self._call(self._client.get_stages, restApiId=api_id)["item"]
-        else:
-            try:
-                items = [self._client.get_stage(restApiId=api_id, stageName=stage)]
-            except ClientError as exc:
-                if error_code(exc) == "NotFoundException":
-                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
-                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        known = authorizers_from_list(self._authorizers(api_id))
+        # Reads made together (permheal.parallel), taken in the order the calls are listed above.
+        stages_read, authorizers_read, resources_read, *exports_read = run_all(
+            lambda: self._stages(api_id, stage),
+            lambda: self._authorizers(api_id),
+            lambda: self._resources(api_id),
+            *([] if stage is None else [lambda: self._export(api_id, stage)]),
+        )
+        items: list[Any] = stages_read.get()
+        known = authorizers_from_list(authorizers_read.get())
+        if stage is None:  # the stages' names were needed first
+            exports = (partial(self._export, api_id, item["stageName"]) for item in items)
+            exports_read = list(run_all(*exports))
         stages = tuple(
             Stage(
                 item["stageName"],
                 dict(item.get("variables") or {}),
                 (item.get("methodSettings") or {}).get("*/*", {}).get("loggingLevel"),
-                self._served(api_id, item["stageName"], known),
+                self._served(api_id, item["stageName"], exported.get(), known),
                 item.get("deploymentId"),
                 Canary.from_settings(item.get("canarySettings")),
             )
-            for item in items
+            for item, exported in zip(items, exports_read, strict=True)
         )
+        working_copy = from_resources(resources_read.get(), known)
+        return ApiDefinition(api, stages, working_copy, stage)
+
+    def _stages(self, api_id: str, stage: str | None) -> list[Any]:
+        """GetStages, or GetStage when one stage is asked for (a missing one is a NotFoundError)."""
+        if stage is None:
+            return list(self._call(self._client.get_stages, restApiId=api_id)["item"])
+        try:
+            return [self._client.get_stage(restApiId=api_id, stageName=stage)]
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+            raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
+
+    def _resources(self, api_id: str) -> list[Any]:
+        """The working copy's resources with their methods (GetResources, a page per 500)."""
         pages = self._call(
             self._client.get_paginator("get_resources").paginate,
             restApiId=api_id,
             embed=["methods"],
             PaginationConfig={"PageSize": PAGE_SIZE},
         )
-        working_copy = from_resources((item for page in pages for item in page["items"]), known)
-        return ApiDefinition(api, stages, working_copy, stage)
+        return [item for page in pages for item in page["items"]]
 
-    def _served(self, api_id: str, stage: str, known: Sequence[Authorizer]) -> ApiSpec:
-        """The stage's deployment as its OAS 3.0 export shows it, with integrations and authorizers."""
+    def _export(self, api_id: str, stage: str) -> Any:
+        """The stage's deployment as an OAS 3.0 document with integrations and authorizers (GetExport)."""
         response = self._call(
             self._client.get_export,
             restApiId=api_id,
@@ -157,9 +176,12 @@ class ApiGateway:
             accepts="application/json",
         )
         try:
-            document = json.loads(response["body"].read())
+            return json.loads(response["body"].read())
         except (ValueError, KeyError) as exc:
             raise AwsCallError(f"GetExport {api_id}/{stage}: not a JSON document ({exc})") from exc
+
+    def _served(self, api_id: str, stage: str, document: Any, known: Sequence[Authorizer]) -> ApiSpec:
+        """What the stage's deployment serves, per its export."""
         try:
             return from_export(document, known)
         except ParseError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +27,7 @@ from permheal.apiv2 import (
     stage_from,
 )
 from permheal.errors import AwsCallError, NotFoundError, ParseError
+from permheal.parallel import gather, run_all
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
@@ -77,30 +79,47 @@ class ApiGatewayV2:
     def definition(self, api: V2Api, stage: str | None = None) -> V2Definition:
         """Routes, integrations, authorizers and the stage(s): five paginated calls per API."""
         api_id = api.api_id
-        if stage is None:
-            stages = [stage_from(item) for item in self._pages(self._client.get_stages, ApiId=api_id)]
-        else:
-            try:
-                stages = [stage_from(self._client.get_stage(ApiId=api_id, StageName=stage))]
-            except ClientError as exc:
-                if error_code(exc) == "NotFoundException":
-                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
-                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        integrations = (integration_from(i) for i in self._pages(self._client.get_integrations, ApiId=api_id))
-        authorizers = (authorizer_from(a) for a in self._pages(self._client.get_authorizers, ApiId=api_id))
+        # Reads made together (permheal.parallel), taken in the order a sequential run made them.
+        stages_read, routes_read, integrations_read, authorizers_read = run_all(
+            lambda: self._stages(api_id, stage),
+            lambda: [route_from(r) for r in self._pages(self._client.get_routes, ApiId=api_id)],
+            lambda: [integration_from(i) for i in self._pages(self._client.get_integrations, ApiId=api_id)],
+            lambda: [authorizer_from(a) for a in self._pages(self._client.get_authorizers, ApiId=api_id)],
+        )
+        stages: list[V2Stage] = stages_read.get()
         spec = V2Spec(
             api.protocol,
-            tuple(route_from(r) for r in self._pages(self._client.get_routes, ApiId=api_id)),
-            {i.integration_id: i for i in integrations},
-            {a.authorizer_id: a for a in authorizers},
+            tuple(routes_read.get()),
+            {i.integration_id: i for i in integrations_read.get()},
+            {a.authorizer_id: a for a in authorizers_read.get()},
         )
+        exported = spec.protocol == HTTP
+        served = gather(
+            [
+                partial(self._served, api_id, item.name, spec)
+                for item in stages
+                if exported and not item.auto_deploy and item.deployment_id
+            ]
+        )
+        replaced = iter(served)
         stages = [
-            replace(item, served=self._served(api_id, item.name, spec))
-            if spec.protocol == HTTP and not item.auto_deploy and item.deployment_id
+            replace(item, served=next(replaced))
+            if exported and not item.auto_deploy and item.deployment_id
             else item
             for item in stages
         ]
         return V2Definition(api_id, api.name, spec, tuple(stages), stage)
+
+    def _stages(self, api_id: str, stage: str | None) -> list[V2Stage]:
+        """GetStages, or GetStage when one stage is asked for (a missing one is a NotFoundError)."""
+        if stage is None:
+            return [stage_from(item) for item in self._pages(self._client.get_stages, ApiId=api_id)]
+        try:
+            return [stage_from(self._client.get_stage(ApiId=api_id, StageName=stage))]
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+            raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
 
     def _served(self, api_id: str, stage: str, current: V2Spec) -> V2Spec:
         """What an HTTP stage with auto-deploy off serves: its deployment, from its OAS 3.0 export."""
