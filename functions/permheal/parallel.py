@@ -6,7 +6,8 @@ waits on a pool its caller holds), every thread is joined before anything is ret
 (no read outlives the step), and the caller takes the outcomes in the order a sequential run
 would have made the calls: the first failure in that order is the one raised, once, exactly as
 the sequential code raised it; the others are dropped, as a sequential run would not have made
-those calls. Only reads run together: a write runs alone, after the reads it depends on.
+those calls. Only reads run together (and writes to independent items, such as the routes
+index's): a policy write runs alone, after the reads it depends on.
 
 boto3 clients are safe to share between threads; sessions are not, so clients are made under
 `adapters.aws`'s lock, and a caller builds its adapters before starting calls that use them.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from permheal import parallel
 from permheal.adapters import apigateway, apigatewayv2
 from permheal.adapters.account import Identity
+from permheal.adapters.ledger import ROUTE_PREFIX, Ledger
 from permheal.adapters.ports import Adapters
 from permheal.config import Settings
 from permheal.errors import AwsCallError, NotFoundError
@@ -156,3 +159,32 @@ def test_a_policy_read_failure_is_ignored_when_the_allowlist_refuses_and_raised_
     with pytest.raises(AwsCallError, match="GetPolicy"):
         repair_step.repair_group(adapters(), context, group, SETTINGS)
     assert faults.injected["GetPolicy"] >= 2
+
+
+class _IndexTable:
+    """A DynamoDB client double: UpdateItem meets the other writers at a barrier; one key fails."""
+
+    def __init__(self, writers: int, failing: str) -> None:
+        self.barrier = threading.Barrier(writers, timeout=30)
+        self.failing = failing
+        self.written: list[str] = []
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.barrier.wait()
+        key = kwargs["Key"]["changeId"]["S"]
+        if key.endswith(self.failing):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "UpdateItem")
+        self.written.append(key)
+        return {}
+
+
+def test_the_routes_index_is_written_for_every_function_at_once_and_a_failure_still_raised() -> None:
+    # Given three functions, the second's index item unwritable
+    table = _IndexTable(3, "function:b")
+    ledger = Ledger("permheal-ledger", dynamodb=table)  # type: ignore[arg-type]
+    functions = [function_arn(name) for name in ("c", "b", "a")]
+    # When resolve records the API for them, then the failure is raised once, as the ledger's error
+    with pytest.raises(AwsCallError, match="ledger UpdateItem"):
+        ledger.remember_routes("api1", functions)
+    # And the other two were written (all three met at the barrier: the writes were made at once)
+    assert sorted(table.written) == [ROUTE_PREFIX + function_arn("a"), ROUTE_PREFIX + function_arn("c")]

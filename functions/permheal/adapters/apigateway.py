@@ -68,14 +68,20 @@ class ApiGateway:
         return str(self._client.meta.region_name)
 
     def list_apis(self) -> list[RestApi]:
-        """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here."""
+        """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here.
+
+        The two lists are read at once (permheal.parallel); a failure of the REST one comes first.
+        """
         if self._apis is None:
-            pages = self._call(
-                self._client.get_paginator("get_rest_apis").paginate, PaginationConfig={"PageSize": PAGE_SIZE}
-            )
-            rest = [RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]]
-            self._apis = rest + [_v1(api) for api in self.v2.list_apis()]
+            v2 = self.v2  # built here, before its list is read in a thread
+            rest, v2_apis = run_all(self._rest_apis, v2.list_apis)
+            self._apis = rest.get() + [_v1(api) for api in v2_apis.get()]
         return self._apis
+
+    def _rest_apis(self) -> list[RestApi]:
+        paginate = self._client.get_paginator("get_rest_apis").paginate
+        pages = self._call(paginate, PaginationConfig={"PageSize": PAGE_SIZE})
+        return [RestApi(item["id"], item.get("name", "")) for page in pages for item in page["items"]]
 
     def find_api(self, name_or_id: str) -> RestApi:
         """Find an API of any kind by id, else by name; a name several APIs share is an error listing them."""
