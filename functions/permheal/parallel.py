@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+THREAD_PREFIX = "permheal-read-"
+"""Names the threads reads run in (the local AWS model counts their CPU as the handler's)."""
 
 
 class Outcome(Generic[T]):
@@ -59,7 +61,7 @@ def run_all(*calls: Callable[[], Any]) -> tuple[Outcome[Any], ...]:
         outcomes[index] = capture(call)
 
     threads = [
-        threading.Thread(target=work, args=(index, call), name=f"permheal-read-{index}", daemon=True)
+        threading.Thread(target=work, args=(index, call), name=f"{THREAD_PREFIX}{index}", daemon=True)
         for index, call in enumerate(calls[1:], start=1)
     ]
     for thread in threads:
