@@ -21,7 +21,7 @@ from permheal.workflow.state import ExecutionInput
 from permheal_local.builder import ACCOUNT, World, function_arn
 from tests.integration.support import build_petstore
 from tests.integration.support_v2 import http_api, integration, request_authorizer, route, stage
-from tests.reliability.support import Faults, install_faults
+from tests.reliability.support import Faults, create_ledger_table, install_faults
 
 SETTINGS = Settings()
 
@@ -188,3 +188,45 @@ def test_the_routes_index_is_written_for_every_function_at_once_and_a_failure_st
         ledger.remember_routes("api1", functions)
     # And the other two were written (all three met at the barrier: the writes were made at once)
     assert sorted(table.written) == [ROUTE_PREFIX + function_arn("a"), ROUTE_PREFIX + function_arn("c")]
+
+
+def meeting(barrier: threading.Barrier, call: Any) -> Any:
+    """`call`, whose first call is made only once every other read sharing the barrier has started
+    (made one at a time, the first would wait for the others until the barrier breaks)."""
+    waited: list[bool] = []
+
+    def met(*args: Any) -> Any:
+        if not waited:
+            waited.append(True)
+            barrier.wait()
+        return call(*args)
+
+    return met
+
+
+def test_resolve_reads_the_api_and_the_allowlist_at_once_then_the_definition_and_the_api_lists(
+    world: World,
+) -> None:
+    rest, _ = both_apis(world)
+    made = adapters()
+    gateway = made.gateway
+    first, second = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    gateway.find_api = meeting(first, gateway.find_api)  # type: ignore[method-assign]
+    made.allowlist = meeting(first, made.allowlist)
+    gateway.definition = meeting(second, gateway.definition)  # type: ignore[method-assign]
+    gateway.all_api_ids = meeting(second, gateway.all_api_ids)  # type: ignore[method-assign]
+    resolution = resolve_step.resolve(made, ExecutionInput(rest, "prod"), SETTINGS)
+    assert resolution.allowed and resolution.groups and resolution.existing_api_ids
+
+
+def test_repair_reads_the_allowlist_the_policy_and_the_flap_history_at_once(world: World) -> None:
+    rest, _ = both_apis(world)
+    resolution = resolve_step.resolve(adapters(), ExecutionInput(rest, "prod"), SETTINGS)
+    ledger = Ledger(create_ledger_table(world))
+    made = Adapters(ledger=ledger, identity=lambda: Identity("aws", ACCOUNT))
+    barrier = threading.Barrier(3, timeout=30)
+    made.allowlist = meeting(barrier, made.allowlist)
+    made.policies.read = meeting(barrier, made.policies.read)  # type: ignore[method-assign]
+    ledger.recent_repairs = meeting(barrier, ledger.recent_repairs)  # type: ignore[method-assign]
+    result = repair_step.repair_group(made, resolution.context, resolution.groups[0], SETTINGS)
+    assert result.verified and result.change.added
