@@ -65,7 +65,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from permheal_local import patching
 
@@ -509,14 +509,17 @@ class AwsModel:
         return record
 
     @staticmethod
-    def cpu_mark() -> tuple[float, float]:
-        """This thread's CPU time and moto's share of it so far: pass to `cpu_since`."""
-        return time.thread_time(), getattr(_MOTO_CPU, "seconds", 0.0)
+    def cpu_mark() -> tuple[float, float, float]:
+        """This thread's CPU time, moto's share of it and the reads' threads' CPU so far: for `cpu_since`."""
+        return time.thread_time(), getattr(_MOTO_CPU, "seconds", 0.0), _READS_CPU.seconds
 
     @staticmethod
-    def cpu_since(mark: tuple[float, float]) -> float:
-        """CPU seconds this thread spent since `mark` outside moto (the handler and its SDK calls)."""
-        return max(0.0, time.thread_time() - mark[0] - (getattr(_MOTO_CPU, "seconds", 0.0) - mark[1]))
+    def cpu_since(mark: tuple[float, float, float]) -> float:
+        """CPU seconds spent since `mark` outside moto by this thread (the handler and its SDK calls)
+        and by the threads its reads made at once ran in (permheal.parallel): the local runtime runs
+        one handler at a time, so theirs is the handler's."""
+        own = time.thread_time() - mark[0] - (getattr(_MOTO_CPU, "seconds", 0.0) - mark[1])
+        return max(0.0, own + _READS_CPU.seconds - mark[2])
 
     def slow_to_memory(self, record: Invocation, memory_mb: int, cpu_seconds: float) -> float:
         """Sleep what `cpu_seconds` of handler work costs more at `memory_mb`'s CPU share; seconds slept.
@@ -583,6 +586,22 @@ class AwsModel:
 
 _CURRENT: AwsModel | None = None
 _MOTO_CPU = threading.local()
+
+
+class _ThreadsCpu:
+    """CPU seconds (outside moto) of the threads permheal.parallel runs reads in, all together."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.lock = threading.Lock()
+        self.measuring = threading.local()
+
+    def add(self, seconds: float) -> None:
+        with self.lock:
+            self.seconds += max(0.0, seconds)
+
+
+_READS_CPU = _ThreadsCpu()
 _INSTALL_LOCK = threading.Lock()
 _PATCH_LOCK = threading.RLock()
 _ORIGINALS: patching.Originals = {}
@@ -662,9 +681,30 @@ def _patches() -> tuple[patching.Patch, ...]:
             model.state_entered()
         original_state(self, env)
 
+    from permheal import parallel
+
+    original_capture = parallel.capture
+
+    def capture(call: Any) -> Any:
+        """permheal.parallel's call in a reads thread, its CPU counted for the handler (see cpu_since)."""
+        measuring = _READS_CPU.measuring
+        outermost = threading.current_thread().name.startswith(parallel.THREAD_PREFIX) and not getattr(
+            measuring, "on", False
+        )
+        if not outermost:
+            return original_capture(call)
+        measuring.on = True
+        started, moto = time.thread_time(), getattr(_MOTO_CPU, "seconds", 0.0)
+        try:
+            return original_capture(call)
+        finally:
+            measuring.on = False
+            _READS_CPU.add(time.thread_time() - started - (getattr(_MOTO_CPU, "seconds", 0.0) - moto))
+
     return (
         (BaseResponse, "call_action", call_action),
         (CommonStateField, "_eval_body", eval_body),
+        (cast(Any, parallel), "capture", capture),
     )
 
 

@@ -468,3 +468,25 @@ def test_cpu_since_leaves_out_what_moto_spends_in_the_same_thread(world: Any) ->
         total = __import__("time").thread_time() - total
         ours = model.cpu_since(mark)
     assert 0 <= ours < total  # the SDK's share only: moto's handling of 30 calls is left out
+
+
+def test_cpu_since_counts_what_reads_made_at_once_spend_in_their_threads() -> None:
+    # Given CPU work done only in the threads permheal.parallel makes (the caller's share is nil)
+    import time
+
+    from permheal import parallel
+
+    spent: list[float] = []
+
+    def spin() -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:
+            pass
+        spent.append(time.thread_time() - started)
+
+    with aws_model.aws_model(clock=FakeClock(), jitter=0, quotas=False) as model:
+        mark = model.cpu_mark()
+        parallel.gather([lambda: None, spin, spin])
+        ours = model.cpu_since(mark)
+    # Then the handler is charged with (at least) what those threads spent
+    assert len(spent) == 2 and ours >= sum(spent)

@@ -287,8 +287,9 @@ def test_throttled_beyond_retries_is_one_line_and_exit_2_except_a_local_run_whic
     # When the command runs
     run = run_in_process(argv, capsys)
 
-    # Then the first call was retried, and the command stops with one line
-    assert len(stub_aws.operations) >= 2 and stub_aws.operations[0] == stub_aws.operations[1]
+    # Then the first call was retried (independent reads are made at once, so the retry need not
+    # come next), and the command stops with one line
+    assert stub_aws.operations.count(stub_aws.operations[0]) >= 2
     if "--local" in argv:  # a run that may have changed things reports `failed` (exit 1), as designed
         assert "Traceback" not in run.err
         assert (run.code, run.err) == (1, "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -24,6 +25,7 @@ from permheal.openapi import (
     from_resources,
 )
 from permheal.pacing import Pacer, unlimited
+from permheal.parallel import run_all
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -82,12 +84,19 @@ class ApiGateway:
         return str(self._client.meta.region_name)
 
     def list_apis(self) -> list[RestApi]:
-        """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here."""
+        """Every REST, HTTP and WebSocket API in the region (a call per 500), cached here.
+
+        The two lists are read at once (permheal.parallel); a failure of the REST one comes first.
+        """
         if self._apis is None:
-            items = self._items("GetRestApis", self._client.get_rest_apis)
-            rest = [RestApi(item["id"], item.get("name", "")) for item in items]
-            self._apis = rest + [_v1(api) for api in self.v2.list_apis()]
+            v2 = self.v2  # built here, before its list is read in a thread
+            rest, v2_apis = run_all(self._rest_apis, v2.list_apis)
+            self._apis = rest.get() + [_v1(api) for api in v2_apis.get()]
         return self._apis
+
+    def _rest_apis(self) -> list[RestApi]:
+        items = self._items("GetRestApis", self._client.get_rest_apis)
+        return [RestApi(item["id"], item.get("name", "")) for item in items]
 
     def find_api(self, name_or_id: str) -> RestApi:
         """Find an API of any kind by id, else by name; a name several APIs share is an error listing them."""
@@ -132,19 +141,23 @@ class ApiGateway:
         second: at account scale, each call saved per API is a tenth of a second.
         """
         api_id = api.api_id
-        if stage is None:
-            items = self._call("GetStages", self._client.get_stages, restApiId=api_id)["item"]
-        else:
-            try:
-                items = [self._paced("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)]
-            except ClientError as exc:
-                if error_code(exc) == "NotFoundException":
-                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
-                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        exports = [self._export(api_id, item["stageName"]) for item in items]
-        resources = self._items(
-            "GetResources", self._client.get_resources, restApiId=api_id, embed=["methods"]
+        # Reads made together (permheal.parallel), their failures taken in the order a sequential
+        # run met them (stage(s), exports, resources); GetAuthorizers comes after, as only they tell
+        # whether it is needed.
+        stages_read, resources_read, *exports_read = run_all(
+            lambda: self._stages(api_id, stage),
+            lambda: self._items(
+                "GetResources", self._client.get_resources, restApiId=api_id, embed=["methods"]
+            ),
+            *([] if stage is None else [lambda: self._export(api_id, stage)]),
         )
+        items: list[Any] = stages_read.get()
+        if stage is None:  # the stages' names were needed first
+            exports_read = list(
+                run_all(*(partial(self._export, api_id, item["stageName"]) for item in items))
+            )
+        exports = [exported.get() for exported in exports_read]
+        resources: list[Any] = resources_read.get()
         uses_authorizers = any(map(_uses_authorizer, resources)) or any(map(_declares_authorizer, exports))
         known = authorizers_from_list(self._authorizers(api_id)) if uses_authorizers else ()
         stages = tuple(
@@ -160,6 +173,17 @@ class ApiGateway:
         )
         working_copy = from_resources(resources, known)
         return ApiDefinition(api, stages, working_copy, stage)
+
+    def _stages(self, api_id: str, stage: str | None) -> list[Any]:
+        """GetStages, or GetStage when one stage is asked for (a missing one is a NotFoundError)."""
+        if stage is None:
+            return list(self._call("GetStages", self._client.get_stages, restApiId=api_id)["item"])
+        try:
+            return [self._paced("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)]
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+            raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
 
     def _export(self, api_id: str, stage: str) -> Any:
         """The stage's deployment as its OAS 3.0 export shows it, with integrations and authorizers."""

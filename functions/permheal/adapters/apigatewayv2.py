@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -28,6 +29,7 @@ from permheal.apiv2 import (
 )
 from permheal.errors import AwsCallError, NotFoundError, ParseError
 from permheal.pacing import Pacer, unlimited
+from permheal.parallel import gather, run_all
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
@@ -80,35 +82,34 @@ class ApiGatewayV2:
             raise AwsCallError(f"GetApi {api_id}: {exc}") from exc
 
     def definition(self, api: V2Api, stage: str | None = None) -> V2Definition:
-        """Routes, integrations, authorizers (only when a route or an export needs them) and the stage(s)."""
+        """Routes, integrations, authorizers (only when a route or an export needs them) and the stage(s).
+
+        The stage(s), routes and integrations are read together (permheal.parallel), their failures
+        taken in that order; GetAuthorizers after them, as only they tell whether it is needed; then
+        the exports of the stages that need one, together.
+        """
         api_id = api.api_id
-        if stage is None:
-            stages = [
-                stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)
-            ]
-        else:
-            try:
-                stages = [
-                    stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))
-                ]
-            except ClientError as exc:
-                if error_code(exc) == "NotFoundException":
-                    raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
-                raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
-        routes = tuple(route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id))
-        integrations = (
-            integration_from(i)
-            for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
+        stages_read, routes_read, integrations_read = run_all(
+            lambda: self._stages(api_id, stage),
+            lambda: [route_from(r) for r in self._pages("GetRoutes", self._client.get_routes, ApiId=api_id)],
+            lambda: [
+                integration_from(i)
+                for i in self._pages("GetIntegrations", self._client.get_integrations, ApiId=api_id)
+            ],
         )
-        exports = api.protocol == HTTP and any(not s.auto_deploy and s.deployment_id for s in stages)
+        stages: list[V2Stage] = stages_read.get()
+        routes = tuple(routes_read.get())
+        integrations = integrations_read.get()
+        exported = api.protocol == HTTP
+        exports = exported and any(not s.auto_deploy and s.deployment_id for s in stages)
         # No route behind an authorizer and no export to match authorizers by name: none is needed.
         authorizers = (
-            (
+            [
                 authorizer_from(a)
                 for a in self._pages("GetAuthorizers", self._client.get_authorizers, ApiId=api_id)
-            )
+            ]
             if exports or any(route.authorizer_id for route in routes)
-            else ()
+            else []
         )
         spec = V2Spec(
             api.protocol,
@@ -116,13 +117,36 @@ class ApiGatewayV2:
             {i.integration_id: i for i in integrations},
             {a.authorizer_id: a for a in authorizers},
         )
+        served = gather(
+            [
+                partial(self._served, api_id, item.name, spec)
+                for item in stages
+                if exported and not item.auto_deploy and item.deployment_id
+            ]
+        )
+        replaced = iter(served)
         stages = [
-            replace(item, served=self._served(api_id, item.name, spec))
-            if spec.protocol == HTTP and not item.auto_deploy and item.deployment_id
+            replace(item, served=next(replaced))
+            if exported and not item.auto_deploy and item.deployment_id
             else item
             for item in stages
         ]
         return V2Definition(api_id, api.name, spec, tuple(stages), stage)
+
+    def _stages(self, api_id: str, stage: str | None) -> list[V2Stage]:
+        """GetStages, or GetStage when one stage is asked for (a missing one is a NotFoundError)."""
+        if stage is None:
+            return [
+                stage_from(item) for item in self._pages("GetStages", self._client.get_stages, ApiId=api_id)
+            ]
+        try:
+            return [
+                stage_from(self._paced("GetStage", self._client.get_stage, ApiId=api_id, StageName=stage))
+            ]
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                raise NotFoundError(f"API {api_id} has no stage {stage!r}") from exc
+            raise AwsCallError(f"GetStage {api_id}/{stage}: {exc}") from exc
 
     def _served(self, api_id: str, stage: str, current: V2Spec) -> V2Spec:
         """What an HTTP stage with auto-deploy off serves: its deployment, from its OAS 3.0 export."""

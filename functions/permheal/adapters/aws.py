@@ -92,14 +92,13 @@ def client(service: str, region_name: str | None = None) -> Any:
 
     Clients are reused for the life of the process (a warm Lambda saves ~50 ms per client); the
     cache key includes region, endpoint and profile so changing any of them gets a new client.
+    Made under a lock: concurrent reads (permheal.parallel) may ask for clients from several
+    threads, and boto3 sessions are not thread-safe.
     """
-    return _client(
-        service,
-        region_name or region(),
-        os.environ.get("AWS_ENDPOINT_URL"),
-        _max_attempts(),
-        _session_key(),
-    )
+    where = region_name or region()
+    endpoint, attempts, session_key = os.environ.get("AWS_ENDPOINT_URL"), _max_attempts(), _session_key()
+    with _CLIENT_LOCK:
+        return _client(service, where, endpoint, attempts, session_key)
 
 
 @cache

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 from permheal.adapters.aws import client, error_code
 from permheal.arns import FunctionRef
 from permheal.errors import AwsCallError, NotFoundError
+from permheal.parallel import gather
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -181,22 +183,27 @@ class Ledger:
         return repairs
 
     def remember_routes(self, api_id: str, functions: Iterable[str]) -> None:
-        """Add `api_id` to the routes index of each function (unqualified ARN); resolve refreshes it."""
-        for function in sorted(set(functions)):
-            try:
-                self._client.update_item(
-                    TableName=self.table,
-                    Key={"changeId": {"S": ROUTE_PREFIX + function}},
-                    UpdateExpression="ADD #apis :api SET #kind = :kind, #at = :at",
-                    ExpressionAttributeNames={"#apis": "apis", "#kind": "kind", "#at": "at"},
-                    ExpressionAttributeValues={
-                        ":api": {"SS": [api_id]},
-                        ":kind": {"S": "route"},
-                        ":at": {"S": self._now().isoformat()},
-                    },
-                )
-            except ClientError as exc:
-                raise AwsCallError(f"ledger UpdateItem: {exc}") from exc
+        """Add `api_id` to the routes index of each function (unqualified ARN); resolve refreshes it.
+
+        One UpdateItem per function, made at once (permheal.parallel): each adds to its own item.
+        """
+        gather([partial(self._remember_route, api_id, function) for function in sorted(set(functions))])
+
+    def _remember_route(self, api_id: str, function: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"changeId": {"S": ROUTE_PREFIX + function}},
+                UpdateExpression="ADD #apis :api SET #kind = :kind, #at = :at",
+                ExpressionAttributeNames={"#apis": "apis", "#kind": "kind", "#at": "at"},
+                ExpressionAttributeValues={
+                    ":api": {"SS": [api_id]},
+                    ":kind": {"S": "route"},
+                    ":at": {"S": self._now().isoformat()},
+                },
+            )
+        except ClientError as exc:
+            raise AwsCallError(f"ledger UpdateItem: {exc}") from exc
 
     def apis_invoking(self, function: str) -> frozenset[str] | None:
         """API ids a resolve saw invoking `function` (unqualified ARN); None = never indexed."""

@@ -8,24 +8,26 @@ from datetime import timedelta
 from permheal.adapters.ledger import Ledger, LedgerEntry, function_key
 from permheal.arns import FunctionRef
 from permheal.config import Settings
+from permheal.parallel import Outcome
 from permheal.workflow.state import RepairContext, RepairResult
 
 
 def flap_guard(
-    ledger: Ledger | None, settings: Settings
+    ledger: Ledger | None, settings: Settings, recent: Outcome[list[LedgerEntry]] | None = None
 ) -> Callable[[FunctionRef, frozenset[str]], str | None] | None:
-    """Stop re-adding a grant something keeps removing (usually IaC drift) until an operator clears it."""
+    """Stop re-adding a grant something keeps removing (usually IaC drift) until an operator clears it.
+
+    `recent` is the function's recent repairs when the caller read them already (alongside other
+    reads); its failure, if any, is raised here, where the guard would have read them.
+    """
     if ledger is None:
         return None
 
     def guard(function: FunctionRef, planned_sids: frozenset[str]) -> str | None:
         # Flapping = re-adding a grant permheal already added: other APIs' first repairs don't count.
         window = timedelta(hours=settings.flap_window_hours)
-        repairs = [
-            entry
-            for entry in ledger.recent_repairs(function_key(function), window)
-            if planned_sids & {added["sid"] for added in entry.added}
-        ]
+        entries = recent.get() if recent else ledger.recent_repairs(function_key(function), window)
+        repairs = [entry for entry in entries if planned_sids & {added["sid"] for added in entry.added}]
         if len(repairs) < settings.flap_threshold:
             return None
         when = ", ".join(f"{r.at} ({r.change_id})" for r in repairs[-settings.flap_threshold :])

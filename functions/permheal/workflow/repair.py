@@ -9,15 +9,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from permheal.adapters.account import Identity
 from permheal.adapters.lambda_policy import LambdaPolicies, PolicyTooLarge, StaleRevision
-from permheal.adapters.ledger import EntryKind, function_key
+from permheal.adapters.ledger import EntryKind, LedgerEntry, function_key
 from permheal.adapters.ports import Adapters
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
 from permheal.errors import AwsCallError, ConflictError, NotFoundError
-from permheal.models import AddedStatement, Change, Finding, FindingKind, RemovedStatement
+from permheal.models import AddedStatement, Change, Finding, FindingKind, RemovedStatement, RestApi
+from permheal.parallel import Outcome, run_all
 from permheal.planner import Plan, PlanOptions, allows, plan_repair, policy_after, verdict
 from permheal.policy import Decision, Policy
 from permheal.workflow.audit import flap_guard, record
@@ -33,15 +36,17 @@ def repair(
     max_attempts: int = 5,
     api_names: dict[str, str] | None = None,
     guard: Callable[[FunctionRef, frozenset[str]], str | None] | None = None,
+    first_read: Outcome[Policy] | None = None,
 ) -> RepairResult:
     """Read, plan, apply one step, re-read: until the plan is empty, then verify by evaluation.
 
     Applying one write per fresh read means a lost race or a crash never acts on a stale plan,
     and deterministic Sids make every re-run converge instead of piling up statements.
+    `first_read` is the first GetPolicy when the caller already made it (alongside other reads).
     """
     function = group.function
     try:
-        policy = adapters.policies.read(function)
+        policy = first_read.get() if first_read is not None else adapters.policies.read(function)
     except NotFoundError as exc:
         return _missing_function(group, str(exc))
     first_plan = plan_repair(function, policy, group.targets, options, api_names)
@@ -223,15 +228,33 @@ def plan_options(settings: Settings, context: RepairContext, api: ApiRef) -> Pla
 def repair_group(
     adapters: Adapters, context: RepairContext, group: FunctionGroup, settings: Settings
 ) -> RepairResult:
-    """One Map iteration: re-check the allowlist and the account, then repair one function+qualifier."""
+    """One Map iteration: re-check the allowlist and the account, then repair one function+qualifier.
+
+    The allowlist, the policy and the flap breaker's ledger entries are read at once (one round trip
+    instead of three), and taken in the order the checks use them: a refusal or a failure surfaces
+    as it would have sequentially. The policy is only read once the function is known to belong to
+    this account and API; the ledger only when a repair would be written (not a dry run).
+    """
     api = context.api
-    if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
-        return _not_repaired(group, f"API {api.name} ({api.api_id}) is no longer in the allowlist")
-    identity = adapters.identity()
-    if group.function.account != identity.account or any(t.api.api_id != api.api_id for t in group.targets):
-        return _not_repaired(group, "targets must belong to the resolved API and to this account")
     # Resolve decided with the same formula; a deployment switched to dry-run since then wins.
     dry_run = settings.dry_run(context.dry_run)
+    policies, ledger = adapters.policies, adapters.ledger  # built here, before reads run in threads
+    key = function_key(group.function)
+    window = timedelta(hours=settings.flap_window_hours)
+
+    def account_then_reads() -> tuple[Outcome[Policy] | None, Outcome[list[LedgerEntry]] | None]:
+        if not _belongs(group, api, adapters.identity()):
+            return None, None
+        ledger_reads = [] if ledger is None or dry_run else [lambda: ledger.recent_repairs(key, window)]
+        policy, *repairs = run_all(lambda: policies.read(group.function), *ledger_reads)
+        return policy, repairs[0] if repairs else None
+
+    allowed, checked = run_all(lambda: adapters.allowlist(settings.allowlist_param), account_then_reads)
+    if not allowed.get().allows(api.api_id, api.name):
+        return _not_repaired(group, f"API {api.name} ({api.api_id}) is no longer in the allowlist")
+    policy_read, repairs_read = checked.get()
+    if policy_read is None:
+        return _not_repaired(group, "targets must belong to the resolved API and to this account")
     result = repair(
         adapters,
         group,
@@ -239,7 +262,8 @@ def repair_group(
         dry_run=dry_run,
         max_attempts=settings.max_write_attempts,
         api_names={api.api_id: api.name},
-        guard=flap_guard(adapters.ledger, settings),
+        guard=flap_guard(ledger, settings, repairs_read),
+        first_read=policy_read,
     )
     key = function_key(group.function)
     if result.flapping:
@@ -258,6 +282,12 @@ def repair_group(
                 f"ledger ({exc}); the result lists it",
             )
     return result
+
+
+def _belongs(group: FunctionGroup, api: RestApi, identity: Identity) -> bool:
+    """Whether every target is the resolved API's and the function is in this account."""
+    same_api = all(t.api.api_id == api.api_id for t in group.targets)
+    return group.function.account == identity.account and same_api
 
 
 def _not_repaired(group: FunctionGroup, reason: str) -> RepairResult:

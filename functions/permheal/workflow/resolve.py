@@ -14,6 +14,7 @@ from permheal.apiv2 import v2_targets
 from permheal.arns import ApiRef, FunctionRef
 from permheal.config import Settings
 from permheal.models import Finding, Target
+from permheal.parallel import run_all
 from permheal.targets import narrow, stage_targets, undeployed_changes
 from permheal.workflow.audit import record
 from permheal.workflow.state import ExecutionInput, FunctionGroup, Resolution
@@ -25,7 +26,12 @@ def resolve(
     """Find what the API really invokes, per the control plane, narrowed by the log hints."""
     if request.access_log_group is not None:
         request = locate_access_log_stage(adapters, request, request.access_log_group)
-    api = adapters.gateway.find_api(request.api)
+    gateway = adapters.gateway  # built here: its clients are made before any call runs in a thread
+    # The API and the allowlist are independent reads: one round trip instead of two.
+    found, allowlist = run_all(
+        lambda: gateway.find_api(request.api), lambda: adapters.allowlist(settings.allowlist_param)
+    )
+    api = found.get()
     refusal = Resolution(
         api,
         request.stage,
@@ -34,18 +40,19 @@ def resolve(
         source=request.source,
         execution_arn=execution_arn,
     )
-    if not adapters.allowlist(settings.allowlist_param).allows(api.api_id, api.name):
+    if not allowlist.get().allows(api.api_id, api.name):
         record(adapters.ledger, refusal.context, EntryKind.REFUSAL, "", detail="API is not in the allowlist")
         return refusal
     identity = adapters.identity()
-    definition = adapters.gateway.definition(api, request.stage)
-    targets, findings = api_targets(definition, identity, adapters.gateway.region)
+    # What the API invokes and which API ids exist (to tell stale grants) are independent too.
+    described, existing = run_all(lambda: gateway.definition(api, request.stage), gateway.all_api_ids)
+    targets, findings = api_targets(described.get(), identity, gateway.region)
     return replace(
         refusal,
         allowed=True,
         groups=group_by_function(narrow(targets, request.hints)),
         findings=tuple(findings),
-        existing_api_ids=adapters.gateway.all_api_ids(),
+        existing_api_ids=existing.get(),
     )
 
 
