@@ -30,7 +30,7 @@ SECTIONS: dict[str, str] = {
     "storm_suppression": "benchmarks.storm",
     "control_plane": "benchmarks.controlplane",
     "planner_scaling": "benchmarks.planner",
-    "cold_start": "benchmarks.coldstart",
+    "coldstart": "benchmarks.coldstart",
     "time_to_heal": "benchmarks.heal",
     "check_time": "benchmarks.check",
     "proactive_healing": "benchmarks.proactive",
@@ -113,7 +113,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     section("2. Storm suppression", "storm_suppression", _storm_rows)
     section("3. Control-plane cost", "control_plane", _control_rows)
     section("4. Planner scaling", "planner_scaling", _planner_rows)
-    section("5. Cold start", "cold_start", _cold_rows)
+    section("5. Cold start", "coldstart", _cold_rows)
     section("6. Time to heal", "time_to_heal", _heal_rows)
     section("7. Cost per incident", "cost_per_incident", _cost_rows)
     section("8. permheal check", "check_time", _check_rows)

@@ -23,7 +23,7 @@ SECTIONS = (
     "storm_suppression",
     "control_plane",
     "planner_scaling",
-    "cold_start",
+    "coldstart",
     "time_to_heal",
     "cost_per_incident",
     "check_time",
@@ -73,7 +73,7 @@ def test_quick_bench_writes_every_section_with_figures_that_hold_their_propertie
     check_storm(results["storm_suppression"])
     check_control_plane(results["control_plane"])
     check_planner(results["planner_scaling"])
-    check_cold_start(results["cold_start"])
+    check_cold_start(results["coldstart"])
     check_time_to_heal(results["time_to_heal"])
     check_cost(results["cost_per_incident"])
     check_check_time(results["check_time"])

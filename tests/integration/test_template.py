@@ -190,7 +190,7 @@ def test_globals_configure_the_runtime_and_observability(template: dict[str, Any
     assert defaults["Architectures"] == ["arm64"]
     assert defaults["CodeUri"] == "functions/"
     assert defaults["Tracing"] == "Active"
-    assert (defaults["MemorySize"], defaults["Timeout"]) == (256, 60)
+    assert (defaults["MemorySize"], defaults["Timeout"]) == (512, 60)
     assert defaults["Environment"]["Variables"] == {
         "POWERTOOLS_SERVICE_NAME": "permheal",
         "POWERTOOLS_METRICS_NAMESPACE": "Permheal",
