@@ -231,7 +231,7 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("share of permheal's time, warm", shares),
         ("share of permheal's time, cold", cold_shares),
         (
-            "handlers' own CPU per warm incident, and what 256 MB's CPU share adds",
+            "handlers' own CPU per warm incident, and what their memory's CPU share adds",
             f"{d['handler_cpu_ms_per_warm_incident']:.0f} ms here, "
             f"+{d['cpu_share_wait_ms_per_warm_incident']:.0f} ms",
         ),

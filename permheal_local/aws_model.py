@@ -15,7 +15,7 @@ and whether a scan finishes:
   `Type: User`; API Gateway `{"message": "Too Many Requests"}`), which botocore classifies as a
   throttle, so its retry modes back off and retry exactly as against AWS;
 - **CPU share**: a handler's own CPU time (moto's work excluded) is stretched to its memory's
-  share of a vCPU (256 MB: 1,769/256 = 6.9× slower than one local core), as Lambda allocates it;
+  share of a vCPU (at 512 MB: 1,769/512 = 3.5× slower than one local core), as Lambda allocates it;
 - **cold starts**: the first invocation of a function (and any invocation finding every
   execution environment of the function busy, or one idle past `idle_seconds`) waits the
   platform's init constant plus the handler module's import time measured in a fresh process.
@@ -348,7 +348,7 @@ class AwsModel:
     quotas: bool = True
     cold_starts: bool = True
     handler_cpu: bool = True
-    """Run handlers at their memory's CPU share: a 256 MB function gets 256/1,769 of a vCPU."""
+    """Run handlers at their memory's CPU share: a 512 MB function gets 512/1,769 of a vCPU."""
     jitter: float = 0.3
     """σ of the lognormal spread around each median (assumed: p95 ≈ 1.6× median)."""
     latency_table: Mapping[tuple[str, str], Latency] = field(default_factory=lambda: dict(LATENCY))
