@@ -699,3 +699,25 @@ def test_only_an_adapters_generic_wrapper_is_translated() -> None:
     missing.__cause__ = client_error("NotFoundException", "GetStage")
 
     assert translate(missing) is None and translate(ValueError("x")) is None
+
+
+@pytest.mark.parametrize("attempts", ["1", "3"])
+def test_aws_max_attempts_counts_every_attempt_the_first_included(
+    attempts: str, environ: pytest.MonkeyPatch, stub_aws: StubAws
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from permheal.adapters.aws import client, forget_clients
+
+    # Given an endpoint that throttles every call, and AWS_MAX_ATTEMPTS (total attempts, as SDKs define it)
+    stub_aws.code, stub_aws.status = "ThrottlingException", 400
+    environ.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_: 0)
+    setenv(environ, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=stub_aws.endpoint, AWS_MAX_ATTEMPTS=attempts)
+    setenv(environ, **FAKE_CREDENTIALS)
+    forget_clients()
+    # When one call is made
+    with pytest.raises(ClientError):
+        client("lambda").get_policy(FunctionName="f")
+    forget_clients()
+    # Then it was sent exactly that many times
+    assert len(stub_aws.operations) == int(attempts)

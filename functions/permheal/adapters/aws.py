@@ -23,6 +23,7 @@ from typing import Any
 from permheal.errors import AwsCallError, AwsClientError, ConfigError, PermhealError, ThrottledError
 
 RETRY_ATTEMPTS = 6
+"""Attempts per call, the first included (botocore's `total_max_attempts`, as AWS_MAX_ATTEMPTS counts)."""
 NO_REGION = (
     "no AWS region: pass --region, or set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile)"
 )
@@ -70,7 +71,7 @@ def _config(max_attempts: int | None = None) -> Any:
     from botocore.config import Config
 
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts or RETRY_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": max_attempts or RETRY_ATTEMPTS},
         connect_timeout=5,
         read_timeout=20,
         user_agent_extra="permheal/0.1",
