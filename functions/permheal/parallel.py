@@ -38,10 +38,6 @@ class Outcome(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
-    @property
-    def failed(self) -> bool:
-        return self._error is not None
-
 
 def capture(call: Callable[[], T]) -> Outcome[T]:
     """Run `call` here and keep its answer or its exception for later."""
